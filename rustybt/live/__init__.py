@@ -1,0 +1,1 @@
+"""Live trading: engine, brokers, safety, durability, scheduling."""
