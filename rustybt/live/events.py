@@ -189,6 +189,13 @@ class EventQueue:
                 self._waiter = None
         return heapq.heappop(self._heap)[2]
 
+    def pop_before(self, priority: int) -> Event | None:
+        """The next event if it outranks ``priority`` (lower number), else None."""
+        heap = self._heap
+        if heap and heap[0][0] < priority:
+            return heapq.heappop(heap)[2]
+        return None
+
     def qsize(self) -> int:
         return len(self._heap)
 

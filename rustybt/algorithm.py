@@ -1,0 +1,348 @@
+"""The strategy API: :class:`TradingAlgorithm`, identical in backtest, paper, shadow and live.
+
+A strategy subclasses :class:`TradingAlgorithm` (``initialize(self)``,
+``handle_data(self, context, data)``, optionally ``before_trading_start``), or is a
+zipline-style script of module functions run through :class:`ScriptAlgorithm`. The
+algorithm never talks to a broker: it is attached to a *runtime* (the backtest runner
+or the live engine) that provides the blotter (the one order path, with the risk gate),
+the ledger, the clock and the data view. That is the whole difference between modes.
+
+Order functions validate and return at once: an order id, or ``None`` when no order was
+placed (zero amount after lot rounding, or a refusal by the risk gate — the refusal is
+logged and visible in ``get_order``'s history, and the strategy keeps running). Bad
+parameters raise :class:`~rustybt.exceptions.InvalidOrder`; an unknown symbol raises
+:class:`~rustybt.exceptions.SymbolNotFound`; an order on an asset with no price yet
+raises :class:`~rustybt.exceptions.NoMarketData`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from rustybt.assets import Asset
+from rustybt.exceptions import InvalidOrder, NoMarketData, RustyBTError
+from rustybt.finance.order import (
+    LimitOrder,
+    MarketOrder,
+    Order,
+    OrderType,
+    StopLimitOrder,
+    StopOrder,
+    TimeInForce,
+    to_decimal,
+)
+
+_ZERO = Decimal(0)
+_current_algo: contextvars.ContextVar[TradingAlgorithm | None] = contextvars.ContextVar(
+    "rustybt_current_algo", default=None
+)
+
+
+def get_current_algorithm() -> TradingAlgorithm:
+    algo = _current_algo.get()
+    if algo is None:
+        raise RustyBTError(
+            "no algorithm is running: rustybt.api functions work only inside initialize, "
+            "handle_data, before_trading_start or a scheduled function"
+        )
+    return algo
+
+
+class TradingAlgorithm:
+    """Subclass and override :meth:`initialize` and :meth:`handle_data`."""
+
+    #: Name used for checkpoints, journals and client order ids; defaults to the class name.
+    name: str | None = None
+
+    def __init__(self, **params: Any) -> None:
+        for key, value in params.items():
+            setattr(self, key, value)
+        self._rt: Any = None
+        self._recorded: dict[str, Any] = {}
+        self._initialized = False
+
+    # --- user hooks -------------------------------------------------------------------
+    def initialize(self, *args: Any) -> None:
+        """Set up the strategy: look assets up, set parameters, schedule functions."""
+
+    def handle_data(self, context: Any, data: Any) -> None:
+        """Called once per timestamp with a view over all assets."""
+
+    def before_trading_start(self, context: Any, data: Any) -> None:
+        """Called once per session before its first bar."""
+
+    def analyze(self, context: Any, results: Any) -> None:
+        """Called once after a backtest with its results."""
+
+    # --- runtime plumbing (not for strategies) ------------------------------------------
+    @property
+    def strategy_name(self) -> str:
+        return self.name or type(self).__name__
+
+    def _attach(self, runtime: Any) -> None:
+        if not hasattr(self, "_recorded"):
+            # A subclass __init__ that forgot super().__init__() still works.
+            TradingAlgorithm.__init__(self)
+        self._rt = runtime
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        token = _current_algo.set(self)
+        try:
+            return fn(*args)
+        finally:
+            _current_algo.reset(token)
+
+    def _run_initialize(self) -> None:
+        n = _arity(self.initialize)
+        self._call(self.initialize, *([self] if n >= 1 else []))
+        self._initialized = True
+
+    def _run_handle_data(self, data: Any) -> None:
+        token = _current_algo.set(self)
+        try:
+            self.handle_data(self, data)
+        finally:
+            _current_algo.reset(token)
+
+    def _run_before_trading_start(self, data: Any) -> None:
+        self._call(self.before_trading_start, self, data)
+
+    # --- state capture for checkpoints -------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """Strategy variables to checkpoint: public attributes of simple types.
+
+        Captured: attributes not starting with ``_`` whose values are None, bool, int,
+        str, Decimal, Asset, or lists/tuples/dicts of those. Override this and
+        :meth:`set_state` to capture anything else.
+        """
+        out: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if not key.startswith("_") and _is_simple(value):
+                out[key] = value
+        return out
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    # --- lookups ------------------------------------------------------------------------
+    def symbol(self, symbol_str: str) -> Asset:
+        return self._rt.lookup_symbol(symbol_str)
+
+    def symbols(self, *symbols: str) -> list[Asset]:
+        return [self.symbol(s) for s in symbols]
+
+    def sid(self, sid: int) -> Asset:
+        return self._rt.asset_finder.retrieve_asset(sid)
+
+    def get_datetime(self, tz: Any = None) -> datetime:
+        dt = self._rt.current_dt()
+        return dt.astimezone(tz) if (tz is not None and dt is not None) else dt
+
+    @property
+    def portfolio(self) -> Any:
+        return self._rt.ledger.portfolio
+
+    @property
+    def account(self) -> Any:
+        return self._rt.ledger.account
+
+    @property
+    def recorded_vars(self) -> dict[str, Any]:
+        return dict(self._recorded)
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        """Record named values for this bar (``record(price=p)`` or ``record('price', p)``)."""
+        if args:
+            if len(args) % 2:
+                raise InvalidOrder("record() takes name/value pairs, e.g. record('x', 1)")
+            kwargs.update(zip(args[::2], args[1::2], strict=True))
+        self._recorded.update(kwargs)
+
+    # --- scheduling ---------------------------------------------------------------------
+    def schedule_function(
+        self,
+        func: Callable[[Any, Any], Any],
+        date_rule: Any = None,
+        time_rule: Any = None,
+        calendar: str | None = None,
+        half_days: bool = True,
+    ) -> None:
+        """Run ``func(context, data)`` on the dates/times given by the rules, in any mode."""
+        from rustybt import scheduling
+
+        date_rule = date_rule or scheduling.date_rules.every_day()
+        time_rule = time_rule or scheduling.time_rules.market_open(minutes=1)
+        self._rt.schedule_function(func, date_rule, time_rule, calendar)
+
+    # --- orders ---------------------------------------------------------------------------
+    def _price(self, asset: Asset) -> Decimal:
+        price = self._rt.last_price(asset)
+        if price is None:
+            raise NoMarketData(
+                f"no market data yet for {asset.symbol}: wait for its first bar "
+                "(check data.can_trade(asset)) before ordering"
+            )
+        return price
+
+    def order(
+        self,
+        asset: Asset,
+        amount: Decimal | int | str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        style: Any = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
+    ) -> str | None:
+        """Place an order for ``amount`` units (negative = sell). Returns the order id."""
+        if not isinstance(asset, Asset):
+            raise InvalidOrder(
+                f"order() needs an Asset, got {asset!r}; use self.symbol('AAPL') to get one"
+            )
+        amount = to_decimal("amount", amount)
+        order_type, limit_price, stop_price = _resolve_style(limit_price, stop_price, style)
+        rounded = asset.round_amount(amount)
+        if rounded == 0:
+            return None  # zero, or less than one lot: a documented no-op
+        reference = self._price(asset)
+        order = self._rt.blotter.place(
+            asset,
+            rounded,
+            order_type,
+            limit_price,
+            stop_price,
+            TimeInForce(tif) if isinstance(tif, str) else tif,
+            reference,
+        )
+        return order.id if order.is_open or order.filled else None
+
+    def order_value(self, asset: Asset, value: Decimal | int | str, **kw: Any) -> str | None:
+        value = to_decimal("value", value)
+        price = kw.get("limit_price") or self._price(asset)
+        return self.order(asset, value / (price * asset.multiplier), **kw)
+
+    def order_percent(self, asset: Asset, percent: Decimal | int | str, **kw: Any) -> str | None:
+        percent = to_decimal("percent", percent)
+        return self.order_value(asset, self.portfolio.portfolio_value * percent, **kw)
+
+    def _held_and_pending(self, asset: Asset) -> Decimal:
+        pos = self._rt.ledger.positions.get(asset)
+        held = pos.amount if pos is not None else _ZERO
+        return held + self._rt.blotter.open_amount(asset)
+
+    def order_target(self, asset: Asset, target: Decimal | int | str, **kw: Any) -> str | None:
+        """Order the difference between ``target`` and position + open orders."""
+        target = to_decimal("target", target)
+        return self.order(asset, target - self._held_and_pending(asset), **kw)
+
+    def order_target_value(
+        self, asset: Asset, target: Decimal | int | str, **kw: Any
+    ) -> str | None:
+        target = to_decimal("target", target)
+        price = kw.get("limit_price") or self._price(asset)
+        return self.order_target(asset, target / (price * asset.multiplier), **kw)
+
+    def order_target_percent(
+        self, asset: Asset, target: Decimal | int | str, **kw: Any
+    ) -> str | None:
+        target = to_decimal("target", target)
+        return self.order_target_value(asset, self.portfolio.portfolio_value * target, **kw)
+
+    def cancel_order(self, order_or_id: str | Order) -> None:
+        oid = order_or_id.id if isinstance(order_or_id, Order) else order_or_id
+        self._rt.blotter.cancel(oid)
+
+    def get_open_orders(self, asset: Asset | None = None) -> Any:
+        """Open orders of ``asset``, or a dict asset → open orders (zipline semantics)."""
+        blotter = self._rt.blotter
+        if asset is not None:
+            return blotter.open_orders(asset)
+        out: dict[Asset, list[Order]] = {}
+        for order in blotter.iter_open_orders():
+            out.setdefault(order.asset, []).append(order)
+        return out
+
+    def get_order(self, order_id: str) -> Order:
+        return self._rt.blotter.get_order(order_id)
+
+
+class ScriptAlgorithm(TradingAlgorithm):
+    """Runs a zipline-style script: module-level ``initialize(context)`` and friends."""
+
+    def __init__(self, namespace: dict[str, Any], name: str = "script") -> None:
+        super().__init__()
+        self._ns = namespace
+        self.name = name
+
+    def initialize(self, *args: Any) -> None:
+        fn = self._ns.get("initialize")
+        if fn is not None:
+            fn(self)
+
+    def handle_data(self, context: Any, data: Any) -> None:
+        fn = self._ns.get("handle_data")
+        if fn is not None:
+            fn(self, data)
+
+    def before_trading_start(self, context: Any, data: Any) -> None:
+        fn = self._ns.get("before_trading_start")
+        if fn is not None:
+            fn(self, data)
+
+    def analyze(self, context: Any, results: Any) -> None:
+        fn = self._ns.get("analyze")
+        if fn is not None:
+            fn(self, results)
+
+    def get_state(self) -> dict[str, Any]:
+        return {k: v for k, v in super().get_state().items() if k != "name"}
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 0
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _resolve_style(
+    limit_price: Any, stop_price: Any, style: Any
+) -> tuple[OrderType, Decimal | None, Decimal | None]:
+    if style is not None:
+        if not isinstance(style, MarketOrder | LimitOrder | StopOrder | StopLimitOrder):
+            raise InvalidOrder(
+                f"style={style!r} is not an order style; use MarketOrder(), LimitOrder(p), "
+                "StopOrder(p) or StopLimitOrder(limit, stop)"
+            )
+        if limit_price is not None or stop_price is not None:
+            raise InvalidOrder("pass either style= or limit_price/stop_price, not both")
+        return style.order_type, style.limit_price, style.stop_price
+    lp = to_decimal("limit_price", limit_price) if limit_price is not None else None
+    sp = to_decimal("stop_price", stop_price) if stop_price is not None else None
+    if lp is not None and sp is not None:
+        return OrderType.STOP_LIMIT, lp, sp
+    if lp is not None:
+        return OrderType.LIMIT, lp, None
+    if sp is not None:
+        return OrderType.STOP, None, sp
+    return OrderType.MARKET, None, None
+
+
+def _is_simple(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, bool | int | str | Decimal | Asset):
+        return True
+    if depth > 4:
+        return False
+    if isinstance(value, list | tuple):
+        return all(_is_simple(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_simple(v, depth + 1) for k, v in value.items())
+    return False

@@ -1,0 +1,424 @@
+"""The backtest: the shared kernel driven by a simulated clock over a bundle.
+
+Per timestamp, in this order (the live engine keeps the same order, which is what makes
+backtest and paper agree): open orders are matched against this bar by the one
+execution simulator, positions are marked, breakers observe the portfolio value,
+scheduled functions that are due run, then ``handle_data`` runs once for all assets.
+An order placed while handling bar t therefore fills no earlier than bar t+1.
+
+The clock is the union of the bar timestamps of the assets the strategy looked up in
+``initialize`` (all bundle assets when it looked up none), so an equity strategy on a
+bundle that also holds 24/7 crypto is not woken on weekends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from rustybt.algorithm import TradingAlgorithm
+from rustybt.assets import Asset
+from rustybt.data.bar_data import BacktestBarData
+from rustybt.exceptions import ConfigError
+from rustybt.finance.blotter import Blotter
+from rustybt.finance.execution import ExecutionSimulator
+from rustybt.finance.ledger import Ledger
+from rustybt.finance.order import Order, TimeInForce
+from rustybt.finance.risk_gate import RiskGate
+from rustybt.metrics.performance import summarize
+
+
+@lru_cache(maxsize=32)
+def calendar_tz(calendar: str) -> ZoneInfo:
+    """The time zone in which ``calendar``'s trading days start and end."""
+    if calendar in ("24/7", "24/5", "always_open"):
+        return ZoneInfo("UTC")
+    import exchange_calendars as xcals
+
+    try:
+        return ZoneInfo(str(xcals.get_calendar(calendar).tz))
+    except Exception:
+        return ZoneInfo("UTC")
+
+
+def to_utc(value: Any, name: str) -> datetime | None:
+    """Parse a user date (str/date/datetime/Timestamp) into tz-aware UTC, or None."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except Exception as exc:
+        raise ConfigError(f"{name}={value!r} is not a date; use YYYY-MM-DD") from exc
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert("UTC").to_pydatetime()
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest produced; ``save`` writes it to Parquet."""
+
+    strategy: str
+    daily: list[dict[str, Any]]
+    orders: list[Order]
+    transactions: list[dict[str, Any]]
+    summary: dict[str, Any]
+    start: datetime | None
+    end: datetime | None
+    bars: int
+    wall_seconds: float
+    recorded: list[dict[str, Any]] = field(default_factory=list)
+
+    def daily_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(_stringify_rows(self.daily))
+
+    def orders_frame(self) -> pl.DataFrame:
+        rows = [
+            {
+                "id": o.id,
+                "symbol": o.asset.symbol,
+                "amount": o.amount,
+                "filled": o.filled,
+                "order_type": o.order_type.value,
+                "limit_price": o.limit_price,
+                "stop_price": o.stop_price,
+                "status": o.status.value,
+                "created": o.created_dt,
+                "avg_fill_price": o.avg_fill_price,
+                "commission": o.commission,
+                "reason": o.reason,
+            }
+            for o in self.orders
+        ]
+        return pl.DataFrame(_stringify_rows(rows)) if rows else pl.DataFrame()
+
+    def transactions_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(_stringify_rows(self.transactions)) if self.transactions else pl.DataFrame()
+
+    def save(self, directory: str | Path) -> Path:
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.daily_frame().write_parquet(out / "daily.parquet")
+        self.orders_frame().write_parquet(out / "orders.parquet")
+        self.transactions_frame().write_parquet(out / "transactions.parquet")
+        return out
+
+
+def _stringify_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Decimals are written as exact strings: Parquet readers everywhere read them back
+    # without a float detour, and mixed scales in one column cannot lose digits.
+    return [
+        {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()} for row in rows
+    ]
+
+
+class _BacktestBlotter(Blotter):
+    """Accepted orders wait in the book; the runner matches them on later bars."""
+
+
+class _BacktestRuntime:
+    """What a :class:`TradingAlgorithm` sees of the backtest."""
+
+    def __init__(self, portal: Any, ledger: Ledger, blotter: Blotter) -> None:
+        self.portal = portal
+        self.asset_finder = portal.asset_finder
+        self.ledger = ledger
+        self.blotter = blotter
+        self.used_assets: dict[Asset, None] = {}
+        self.data: BacktestBarData | None = None
+        self.now: datetime | None = None
+        self.schedules: list[tuple[Callable[..., Any], Any, Any, str | None]] = []
+
+    def lookup_symbol(self, symbol: str) -> Asset:
+        asset = self.asset_finder.lookup_symbol(symbol)
+        self.used_assets[asset] = None
+        return asset
+
+    def current_dt(self) -> datetime | None:
+        return self.now
+
+    def last_price(self, asset: Asset) -> Decimal | None:
+        data = self.data
+        return data.last_price(asset) if data is not None else None
+
+    def schedule_function(self, func: Any, date_rule: Any, time_rule: Any, calendar: Any) -> None:
+        self.schedules.append((func, date_rule, time_rule, calendar))
+
+
+def _instantiate(strategy: Any, hooks: dict[str, Any]) -> TradingAlgorithm:
+    if isinstance(strategy, TradingAlgorithm):
+        return strategy
+    if isinstance(strategy, type) and issubclass(strategy, TradingAlgorithm):
+        return strategy()
+    if strategy is None and hooks.get("initialize") is not None:
+        from rustybt.algorithm import ScriptAlgorithm
+
+        return ScriptAlgorithm({k: v for k, v in hooks.items() if v is not None})
+    raise ConfigError(
+        "run_algorithm needs strategy= (a TradingAlgorithm subclass or instance) or "
+        "initialize=/handle_data= functions"
+    )
+
+
+def run_algorithm(
+    strategy: Any = None,
+    *,
+    initialize: Callable[..., Any] | None = None,
+    handle_data: Callable[..., Any] | None = None,
+    before_trading_start: Callable[..., Any] | None = None,
+    analyze: Callable[..., Any] | None = None,
+    bundle: str = "demo",
+    data_frequency: str = "minute",
+    start: Any = None,
+    end: Any = None,
+    capital_base: Decimal | int | str = Decimal("100000"),
+    commission_model: Any = None,
+    slippage_model: Any = None,
+    volume_limit_pct: Decimal | None = None,
+    risk_limits: Any = None,
+    circuit_breakers: Any = None,
+    show_progress: bool = False,
+    output_dir: str | Path | None = None,
+    data_portal: Any = None,
+) -> BacktestResult:
+    """Backtest ``strategy`` over ``bundle`` and return (and optionally save) the results.
+
+    ``start``/``end`` default to the bundle's whole range.
+    """
+    from rustybt.data.polars.data_portal import PolarsDataPortal
+
+    algo = _instantiate(
+        strategy,
+        {
+            "initialize": initialize,
+            "handle_data": handle_data,
+            "before_trading_start": before_trading_start,
+            "analyze": analyze,
+        },
+    )
+    try:
+        capital = Decimal(str(capital_base))
+    except Exception as exc:
+        raise ConfigError(f"capital_base={capital_base!r} is not a number") from exc
+    if not capital.is_finite() or capital <= 0:
+        raise ConfigError(f"capital_base must be a positive amount, got {capital_base!r}")
+    start_dt, end_dt = to_utc(start, "start"), to_utc(end, "end")
+    if start_dt and end_dt and start_dt > end_dt:
+        raise ConfigError(f"start {start_dt:%Y-%m-%d} is after end {end_dt:%Y-%m-%d}; swap them")
+    portal = data_portal or PolarsDataPortal(bundle_name=bundle, data_frequency=data_frequency)
+
+    ledger = Ledger(capital)
+    runtime: _BacktestRuntime
+    blotter = _BacktestBlotter(
+        ledger,
+        RiskGate(risk_limits, circuit_breakers),
+        id_prefix=f"bt-{algo.strategy_name}",
+        clock=lambda: runtime.now,
+    )
+    runtime = _BacktestRuntime(portal, ledger, blotter)
+    runtime.now = start_dt or portal.start
+    algo._attach(runtime)
+    algo._run_initialize()
+
+    used = list(runtime.used_assets) or None
+    clock_ns = portal.timestamps(used, start_dt, end_dt)
+    simulator = ExecutionSimulator(slippage_model, commission_model, volume_limit_pct)
+    runner = _Loop(algo, runtime, portal, clock_ns, simulator, circuit_breakers)
+    return runner.run(show_progress, output_dir)
+
+
+class _Loop:
+    def __init__(
+        self,
+        algo: TradingAlgorithm,
+        runtime: _BacktestRuntime,
+        portal: Any,
+        clock_ns: np.ndarray,
+        simulator: ExecutionSimulator,
+        breakers: Any,
+    ) -> None:
+        self.algo = algo
+        self.rt = runtime
+        self.portal = portal
+        self.clock_ns = clock_ns
+        self.sim = simulator
+        self.breakers = breakers
+        assets = list(runtime.used_assets) or portal.asset_finder.assets
+        self.calendar = assets[0].calendar if assets else "XNYS"
+        self.tz = calendar_tz(self.calendar)
+        self.transactions: list[dict[str, Any]] = []
+        self.daily: list[dict[str, Any]] = []
+        self.recorded: list[dict[str, Any]] = []
+
+    def _fire_times(self, start: datetime, end: datetime) -> list[tuple[int, Callable[..., Any]]]:
+        from rustybt.scheduling import fire_times
+
+        out: list[tuple[int, Callable[..., Any]]] = []
+        for func, date_rule, time_rule, calendar in self.rt.schedules:
+            for t in fire_times(date_rule, time_rule, calendar or self.calendar, start, end):
+                out.append((int(t.timestamp() * 1_000_000) * 1000, func))
+        out.sort(key=lambda x: x[0])
+        return out
+
+    def run(self, show_progress: bool, output_dir: str | Path | None) -> BacktestResult:
+        algo, rt, sim = self.algo, self.rt, self.sim
+        ledger, blotter = rt.ledger, rt.blotter
+        clock_ns = self.clock_ns
+        n = len(clock_ns)
+        data = BacktestBarData(self.portal, clock_ns)
+        rt.data = data
+        if n == 0:
+            raise ConfigError("the selected range holds no bars; widen --start/--end")
+        dts = [datetime.fromtimestamp(int(t) / 1e9, UTC) for t in clock_ns]
+        schedule = self._fire_times(dts[0], dts[-1])
+        sched_i, sched_n = 0, len(schedule)
+        tz = self.tz
+        breakers = self.breakers
+        progress = _Progress(n) if show_progress else None
+        wall0 = time.perf_counter()
+
+        current_day: date | None = None
+        day_start_fills = 0
+        for i in range(n):
+            dt = dts[i]
+            data.index = i
+            data.current_dt = dt
+            rt.now = dt
+            day = dt.astimezone(tz).date()
+            if day != current_day:
+                if current_day is not None:
+                    self._end_of_day(current_day, dts[i - 1], day_start_fills)
+                    day_start_fills = blotter.fill_count
+                current_day = day
+                algo._run_before_trading_start(data)
+            # 1. match open orders against this bar
+            if blotter._open:
+                for asset in list(blotter._open):
+                    bar = data.bar(asset)
+                    if bar is None:
+                        continue
+                    for order in list(blotter._open.get(asset, ())):
+                        fill = sim.process(order, bar)
+                        if fill is not None:
+                            blotter.apply_fill(order, fill.amount, fill.price, fill.commission, dt)
+                            self.transactions.append(
+                                {
+                                    "dt": dt,
+                                    "order_id": order.id,
+                                    "symbol": asset.symbol,
+                                    "amount": fill.amount,
+                                    "price": fill.price,
+                                    "commission": fill.commission,
+                                }
+                            )
+            # 2. mark positions
+            positions = ledger.positions
+            if positions:
+                for asset in positions:
+                    price = data.last_price(asset)
+                    if price is not None:
+                        ledger.update_price(asset, price)
+                if breakers is not None:
+                    breakers.on_portfolio_value(ledger.portfolio_value, dt)
+            # 3. scheduled functions
+            now_ns = clock_ns[i]
+            while sched_i < sched_n and schedule[sched_i][0] <= now_ns:
+                algo._call(schedule[sched_i][1], algo, data)
+                sched_i += 1
+            # 4. the strategy
+            algo._run_handle_data(data)
+            if progress is not None and (i & 1023) == 0:
+                progress.update(i)
+        if current_day is not None:
+            self._end_of_day(current_day, dts[-1], day_start_fills)
+        wall = time.perf_counter() - wall0
+        if progress is not None:
+            progress.close(n)
+
+        values = [row["portfolio_value"] for row in self.daily]
+        summary = summarize(
+            values,
+            ledger.starting_cash,
+            orders=blotter.submitted_count,
+            fills=blotter.fill_count,
+            fees=ledger.fees_paid,
+            rejects=blotter.rejected_count,
+            periods_per_year=365 if self.calendar == "24/7" else 252,
+        )
+        result = BacktestResult(
+            strategy=algo.strategy_name,
+            daily=self.daily,
+            orders=list(blotter.orders.values()),
+            transactions=self.transactions,
+            summary=summary,
+            start=dts[0],
+            end=dts[-1],
+            bars=n,
+            wall_seconds=wall,
+            recorded=self.recorded,
+        )
+        algo._call(algo.analyze, algo, result)
+        if output_dir is not None:
+            result.save(output_dir)
+        return result
+
+    def _end_of_day(self, day: date, last_dt: datetime, day_start_fills: int) -> None:
+        rt = self.rt
+        ledger, blotter = rt.ledger, rt.blotter
+        for order in list(blotter.iter_open_orders()):
+            if order.tif is TimeInForce.DAY:
+                blotter.mark_cancelled(order, "DAY order expired at session end")
+        pv = ledger.portfolio_value
+        prev = self.daily[-1]["portfolio_value"] if self.daily else ledger.starting_cash
+        row = {
+            "date": day,
+            "portfolio_value": pv,
+            "cash": ledger.cash,
+            "positions_value": ledger.positions_value,
+            "pnl": pv - prev,
+            "returns": (pv - prev) / prev if prev else Decimal(0),
+            "gross_exposure": ledger.gross_exposure,
+            "leverage": ledger.leverage,
+            "fills": blotter.fill_count - day_start_fills,
+            "fees_total": ledger.fees_paid,
+        }
+        self.daily.append(row)
+        rec = self.algo._recorded
+        if rec:
+            self.recorded.append({"date": day, **rec})
+
+
+class _Progress:
+    """A rich progress bar over bars processed."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._p = Progress(
+            TextColumn("backtest"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} bars"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._p.start()
+        self._task = self._p.add_task("bt", total=total)
+
+    def update(self, i: int) -> None:
+        self._p.update(self._task, completed=i)
+
+    def close(self, n: int) -> None:
+        self._p.update(self._task, completed=n)
+        self._p.stop()

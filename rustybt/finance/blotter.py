@@ -1,0 +1,199 @@
+"""The order book shared by backtest, paper, shadow and live: one order path for all.
+
+:class:`Blotter` validates an order, issues its client order id, passes it through the
+risk gate, keeps it in the book and applies fills to the ledger. What happens after an
+order is accepted (simulate it on the next bar, or journal it and send it to a broker)
+is the subclass's ``_send`` hook, so every mode shares the same checks and accounting
+(DESIGN.md invariant 1 and 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from rustybt.assets import Asset
+from rustybt.exceptions import OrderNotFound
+from rustybt.finance.ledger import Ledger
+from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce, validate_order
+from rustybt.finance.risk_gate import RiskGate
+
+_ZERO = Decimal(0)
+
+
+class Blotter:
+    """Orders of one strategy run, with the ledger they settle into."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        risk_gate: RiskGate | None = None,
+        id_prefix: str = "bt",
+        clock: Callable[[], datetime | None] = lambda: None,
+    ) -> None:
+        self.ledger = ledger
+        self.risk_gate = risk_gate or RiskGate()
+        self.id_prefix = id_prefix
+        self.clock = clock
+        self.orders: dict[str, Order] = {}
+        self._open: dict[Asset, list[Order]] = {}
+        self.sequence = 0
+        self.rejected_count = 0
+        self.submitted_count = 0
+        self.fill_count = 0
+        self.on_reject: Callable[[Order, str], None] | None = None
+        self.on_risk_decision: Callable[[Order, str | None], None] | None = None
+
+    # --- ids ----------------------------------------------------------------------
+    def next_id(self) -> str:
+        self.sequence += 1
+        return f"{self.id_prefix}-{self.sequence}"
+
+    # --- placing ------------------------------------------------------------------
+    def place(
+        self,
+        asset: Asset,
+        amount: Decimal,
+        order_type: OrderType = OrderType.MARKET,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        tif: TimeInForce = TimeInForce.GTC,
+        reference_price: Decimal | None = None,
+    ) -> Order:
+        """Validate, risk-check and accept an order. A refused order comes back REJECTED.
+
+        Raises :class:`~rustybt.exceptions.InvalidOrder` for bad parameters (nothing is
+        recorded then); a risk refusal is not an exception but a rejected order.
+        """
+        validate_order(asset, amount, order_type, limit_price, stop_price)
+        order = Order(
+            self.next_id(),
+            asset,
+            amount,
+            order_type,
+            limit_price,
+            stop_price,
+            tif,
+            self.clock(),
+        )
+        price = limit_price or stop_price or reference_price or _ZERO
+        ledger = self.ledger
+        reason = self.risk_gate.check(
+            asset,
+            amount,
+            price,
+            ledger.positions,
+            self.iter_open_orders(),
+            ledger.portfolio_value,
+            order.created_dt,
+        )
+        if self.on_risk_decision is not None:
+            self.on_risk_decision(order, reason)
+        self.orders[order.id] = order
+        if reason is not None:
+            order.reject(reason)
+            self.rejected_count += 1
+            if self.on_reject is not None:
+                self.on_reject(order, reason)
+            return order
+        book = self._open.get(asset)
+        if book is None:
+            self._open[asset] = [order]
+        else:
+            book.append(order)
+        self.submitted_count += 1
+        self._send(order)
+        return order
+
+    def _send(self, order: Order) -> None:
+        """Hand an accepted order to the venue (subclasses)."""
+        order.transition(OrderStatus.SUBMITTED)
+
+    # --- cancelling ---------------------------------------------------------------
+    def cancel(self, order_id: str, reason: str = "cancelled by strategy") -> None:
+        order = self.get_order(order_id)
+        if not order.is_open:
+            return
+        self._request_cancel(order, reason)
+
+    def _request_cancel(self, order: Order, reason: str) -> None:
+        order.cancel(reason)
+        self._close(order)
+
+    def cancel_all(self, reason: str) -> list[Order]:
+        orders = list(self.iter_open_orders())
+        for order in orders:
+            self._request_cancel(order, reason)
+        return orders
+
+    # --- venue outcomes ---------------------------------------------------------------
+    def apply_fill(
+        self,
+        order: Order,
+        amount: Decimal,
+        price: Decimal,
+        commission: Decimal,
+        dt: datetime | None = None,
+    ) -> None:
+        """Settle a (partial) fill into the order and the ledger, atomically for both."""
+        order.apply_fill(amount, price, commission, dt)
+        self.ledger.apply_fill(order.asset, amount, price, commission)
+        self.fill_count += 1
+        if not order.is_open:
+            self._close(order)
+
+    def mark_cancelled(self, order: Order, reason: str = "") -> None:
+        if order.is_open:
+            order.cancel(reason)
+        self._close(order)
+
+    def mark_rejected(self, order: Order, reason: str) -> None:
+        if order.is_open:
+            order.reject(reason)
+            self.rejected_count += 1
+        self._close(order)
+
+    def _close(self, order: Order) -> None:
+        book = self._open.get(order.asset)
+        if book is not None:
+            try:
+                book.remove(order)
+            except ValueError:
+                pass
+            if not book:
+                del self._open[order.asset]
+
+    # --- queries ------------------------------------------------------------------
+    def get_order(self, order_id: str | Order) -> Order:
+        if isinstance(order_id, Order):
+            return order_id
+        try:
+            return self.orders[order_id]
+        except KeyError:
+            raise OrderNotFound(
+                f"no order with id {order_id!r}; use get_open_orders() to list open orders"
+            ) from None
+
+    def open_orders(self, asset: Asset | None = None) -> list[Order]:
+        if asset is None:
+            return list(self.iter_open_orders())
+        return list(self._open.get(asset, ()))
+
+    def iter_open_orders(self):
+        for book in self._open.values():
+            yield from book
+
+    def open_amount(self, asset: Asset) -> Decimal:
+        """Signed amount still to fill across this asset's open orders."""
+        book = self._open.get(asset)
+        if not book:
+            return _ZERO
+        total = _ZERO
+        for order in book:
+            total += order.open_amount
+        return total
+
+    @property
+    def assets_with_open_orders(self) -> list[Asset]:
+        return list(self._open)

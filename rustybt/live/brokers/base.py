@@ -1,0 +1,118 @@
+"""The broker adapter contract every venue implements (spec: ``BrokerAdapter``).
+
+Return shapes are fixed by DESIGN.md ("Broker adapter contract") so that the engine, the
+reconciler and every adapter agree: all numbers ``Decimal``, ``asset`` an
+:class:`~rustybt.assets.Asset`, amounts signed (sell/short < 0), times tz-aware UTC.
+
+Order events (ack, partial fill, fill, cancel, reject) reach the engine through the
+handler installed with :meth:`BrokerAdapter.set_order_event_handler`; an adapter calls
+``self._emit(event)`` for each, whenever it learns of it — including fills that arrive
+between bars.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from rustybt.assets import Asset
+from rustybt.live.events import Event
+
+
+class BrokerAdapter(ABC):
+    """Abstract broker. Subclasses implement the abstract methods."""
+
+    name: str = "broker"
+
+    def __init__(self) -> None:
+        self._event_handler: Callable[[Event], None] | None = None
+        self._clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._connected = False
+
+    # --- engine wiring ------------------------------------------------------------------
+    def set_order_event_handler(self, handler: Callable[[Event], None] | None) -> None:
+        """Install the callable that receives every order event (the engine's queue)."""
+        self._event_handler = handler
+
+    def set_clock(self, clock: Callable[[], datetime]) -> None:
+        """Use the engine's clock (simulated time in a replay, wall time live)."""
+        self._clock = clock
+
+    def _emit(self, event: Event) -> None:
+        handler = self._event_handler
+        if handler is not None:
+            handler(event)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    # --- the spec's interface -------------------------------------------------------------
+    @abstractmethod
+    async def connect(self) -> None:
+        """Establish the broker connection."""
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Disconnect from the broker."""
+
+    @abstractmethod
+    async def submit_order(
+        self,
+        asset: Asset,
+        amount: Decimal,
+        order_type: str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        client_order_id: str | None = None,
+    ) -> str:
+        """Submit an order; returns the broker's order id."""
+
+    @abstractmethod
+    async def cancel_order(self, broker_order_id: str) -> None:
+        """Cancel an order by broker id."""
+
+    @abstractmethod
+    async def get_account_info(self) -> dict[str, Decimal]:
+        """``{"cash", "portfolio_value", "buying_power", ...}``."""
+
+    @abstractmethod
+    async def get_positions(self) -> list[dict[str, Any]]:
+        """``[{"asset", "amount", "average_price", "last_price"}, ...]``."""
+
+    @abstractmethod
+    async def get_open_orders(self) -> list[dict[str, Any]]:
+        """``[{"order_id", "client_order_id", "asset", "amount", "filled", "order_type",
+        "limit_price", "stop_price", "status"}, ...]``."""
+
+    @abstractmethod
+    async def subscribe_market_data(self, assets: list[Asset]) -> None:
+        """Subscribe to real-time market data."""
+
+    @abstractmethod
+    async def get_next_market_data(self) -> dict | None:
+        """Next market data tick, or None when there is none (yet)."""
+
+    # --- additions the engine relies on ----------------------------------------------------
+    async def get_current_price(self, asset: Asset) -> Decimal | None:
+        """Last known trade price of ``asset``; None when unknown."""
+        return None
+
+    async def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        """The broker's view of an order by our client order id (open or closed).
+
+        Used after a crash to resolve an in-flight order without resubmitting it. The
+        default looks through open orders; adapters whose venue can query closed orders by
+        client id override it. Returns the open-order shape plus ``avg_fill_price`` and
+        ``commission`` when known, or None when the broker never saw the id.
+        """
+        for order in await self.get_open_orders():
+            if order.get("client_order_id") == client_order_id:
+                return order
+        return None
+
+    def on_market_data(self, bars: list[Any]) -> None:
+        """Simulated venues match resting orders against each bar here; real ones ignore it."""

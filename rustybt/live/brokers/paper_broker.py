@@ -1,0 +1,409 @@
+"""A realistic simulated venue: the paper broker.
+
+It matches orders with the same :class:`~rustybt.finance.execution.ExecutionSimulator`
+the backtest uses (limit/stop/stop-limit semantics, slippage, commission, volume-capped
+partial fills whose remainder rests), adds submission latency with seeded jitter on the
+engine's clock, checks buying power at submit (a limit order is costed at its limit
+price), and delivers acks, fills, cancels and rejects as events. Short selling is off
+unless ``allow_short=True``.
+
+With ``state_path`` the account (cash, positions, orders and every client order id ever
+received) is written to disk after each change, so the paper venue outlives a crash of
+the trading process — the crash-test harness uses it as "the venue".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rustybt.assets import Asset, asset_from_dict
+from rustybt.data.bar import Bar
+from rustybt.exceptions import (
+    BrokerConnectionError,
+    BrokerError,
+    ConfigError,
+    InsufficientFundsError,
+    InvalidOrder,
+    OrderNotFound,
+)
+from rustybt.finance.execution import ExecutionSimulator
+from rustybt.finance.ledger import Ledger, Position
+from rustybt.finance.order import Order, OrderStatus, OrderType, validate_order
+from rustybt.live.brokers.base import BrokerAdapter
+from rustybt.live.events import OrderAckEvent, OrderCancelEvent, OrderFillEvent, OrderRejectEvent
+
+_ZERO = Decimal(0)
+
+
+def _dec(name: str, value: Any) -> Decimal:
+    try:
+        out = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except Exception as exc:
+        raise ConfigError(f"PaperBroker {name}={value!r} is not a number") from exc
+    if not out.is_finite():
+        raise ConfigError(f"PaperBroker {name}={value!r} must be finite")
+    return out
+
+
+class PaperBroker(BrokerAdapter):
+    """Simulated broker with realistic execution. Money is Decimal throughout."""
+
+    name = "paper"
+    #: The engine replays a bundle through a simulated venue (no market data stream).
+    simulated = True
+
+    def __init__(
+        self,
+        starting_cash: Decimal | int | str = Decimal("100000"),
+        commission_model: Any = None,
+        slippage_model: Any = None,
+        order_latency_ms: int | float = 0,
+        latency_jitter_pct: Decimal | int | str = Decimal("0"),
+        volume_limit_pct: Decimal | str | None = None,
+        seed: int = 0,
+        allow_short: bool = False,
+        state_path: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        cash = _dec("starting_cash", starting_cash)
+        if cash < 0:
+            raise ConfigError("PaperBroker starting_cash must be >= 0")
+        if order_latency_ms < 0:
+            raise ConfigError("PaperBroker order_latency_ms must be >= 0")
+        jitter = _dec("latency_jitter_pct", latency_jitter_pct)
+        if not 0 <= jitter <= 1:
+            raise ConfigError("PaperBroker latency_jitter_pct must be within [0, 1], e.g. 0.2")
+        vol = _dec("volume_limit_pct", volume_limit_pct) if volume_limit_pct is not None else None
+        if vol is not None and not 0 < vol <= 1:
+            raise ConfigError("PaperBroker volume_limit_pct must be within (0, 1], e.g. 0.025")
+        self.starting_cash = cash
+        self.order_latency_ms = order_latency_ms
+        self.latency_jitter_pct = jitter
+        self.volume_limit_pct = vol
+        self.allow_short = allow_short
+        self._rng = random.Random(seed)
+        self._sim = ExecutionSimulator(slippage_model, commission_model, vol)
+        self.ledger = Ledger(cash)
+        self._orders: dict[str, Order] = {}  # broker id -> order (Order.id is the broker id)
+        self._client_ids: dict[str, str] = {}  # broker id -> client id
+        self._by_client: dict[str, str] = {}  # client id -> broker id
+        self._eligible_at: dict[str, datetime] = {}
+        self._open: dict[Asset, list[Order]] = {}
+        self._last_price: dict[Asset, Decimal] = {}
+        self._seq = 0
+        self._fill_seq = 0
+        self.submissions: list[str] = []  # every client order id received, in order
+        self.state_path = Path(state_path) if state_path is not None else None
+        if self.state_path is not None and self.state_path.exists():
+            self._load_state()
+
+    @property
+    def is_persistent(self) -> bool:
+        """True when the account outlives the process (``state_path``): checkpoints apply."""
+        return self.state_path is not None
+
+    # --- connection ---------------------------------------------------------------------
+    async def connect(self) -> None:
+        self._connected = True
+
+    async def disconnect(self) -> None:
+        self._connected = False
+
+    def _require_connected(self) -> None:
+        if not self._connected:
+            raise BrokerConnectionError("paper broker is not connected; call connect() first")
+
+    # --- orders -------------------------------------------------------------------------
+    async def submit_order(
+        self,
+        asset: Asset,
+        amount: Decimal,
+        order_type: str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        client_order_id: str | None = None,
+    ) -> str:
+        self._require_connected()
+        otype = OrderType.parse(order_type) if isinstance(order_type, str) else order_type
+        validate_order(asset, amount, otype, limit_price, stop_price)
+        if client_order_id is not None and client_order_id in self._by_client:
+            raise BrokerError(
+                f"duplicate client order id {client_order_id!r}: the paper venue already has "
+                f"it as {self._by_client[client_order_id]}"
+            )
+        self._check_funds(asset, amount, otype, limit_price, stop_price)
+        self._seq += 1
+        broker_id = f"paper-{self._seq}"
+        now = self._clock()
+        order = Order(broker_id, asset, amount, otype, limit_price, stop_price, created_dt=now)
+        order.transition(OrderStatus.SUBMITTED)
+        cid = client_order_id or broker_id
+        self._orders[broker_id] = order
+        self._client_ids[broker_id] = cid
+        self._by_client[cid] = broker_id
+        self.submissions.append(cid)
+        self._eligible_at[broker_id] = now + self._latency()
+        short_reason = self._short_violation(asset, amount)
+        if short_reason is not None:
+            order.reject(short_reason)
+            self._save_state()
+            self._emit(OrderRejectEvent(cid, broker_id, short_reason, now))
+            return broker_id
+        self._open.setdefault(asset, []).append(order)
+        self._save_state()
+        self._emit(OrderAckEvent(cid, broker_id, now))
+        return broker_id
+
+    def _latency(self) -> timedelta:
+        ms = Decimal(repr(self.order_latency_ms)) if self.order_latency_ms else _ZERO
+        if ms and self.latency_jitter_pct:
+            # jitter uniformly within ±pct, seeded: runs are reproducible
+            u = Decimal(self._rng.randint(-10_000, 10_000)) / Decimal(10_000)
+            ms = ms * (1 + u * self.latency_jitter_pct)
+        return timedelta(microseconds=int(ms * 1000))
+
+    def _check_funds(
+        self,
+        asset: Asset,
+        amount: Decimal,
+        otype: OrderType,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+    ) -> None:
+        if amount <= 0:
+            return
+        price = limit_price or stop_price or self._last_price.get(asset)
+        if price is None:
+            raise BrokerError(
+                f"paper broker has no price for {asset.symbol} yet; it needs one bar of "
+                "market data before it can cost an order"
+            )
+        reserved = _ZERO
+        for book in self._open.values():
+            for o in book:
+                if o.open_amount > 0:
+                    p = o.limit_price or o.stop_price or self._last_price.get(o.asset, _ZERO)
+                    reserved += o.open_amount * p * o.asset.multiplier
+        need = amount * price * asset.multiplier
+        available = self.ledger.cash - reserved
+        if need > available:
+            raise InsufficientFundsError(
+                f"buying {amount} {asset.symbol} at {price} needs {need} "
+                f"{asset.quote_currency}; available cash is {available} "
+                f"(cash {self.ledger.cash} minus {reserved} reserved by open buy orders). "
+                "Reduce the amount."
+            )
+
+    def _short_violation(self, asset: Asset, amount: Decimal) -> str | None:
+        if self.allow_short or amount >= 0:
+            return None
+        pos = self.ledger.positions.get(asset)
+        held = pos.amount if pos is not None else _ZERO
+        pending_sells = sum(
+            (o.open_amount for o in self._open.get(asset, ()) if o.open_amount < 0), _ZERO
+        )
+        if held + pending_sells + amount < 0:
+            return (
+                f"short selling is disabled: selling {-amount} {asset.symbol} with {held} held "
+                f"and {-pending_sells} already being sold would go short; "
+                "pass allow_short=True to PaperBroker to allow it"
+            )
+        return None
+
+    async def cancel_order(self, broker_order_id: str) -> None:
+        self._require_connected()
+        order = self._orders.get(broker_order_id)
+        if order is None:
+            raise OrderNotFound(f"paper broker has no order {broker_order_id!r}")
+        if not order.is_open:
+            return
+        order.cancel("cancel requested")
+        self._remove_open(order)
+        self._save_state()
+        self._emit(
+            OrderCancelEvent(
+                self._client_ids[broker_order_id], broker_order_id, "cancelled", self._clock()
+            )
+        )
+
+    def _remove_open(self, order: Order) -> None:
+        book = self._open.get(order.asset)
+        if book and order in book:
+            book.remove(order)
+            if not book:
+                del self._open[order.asset]
+
+    # --- market data: matching -------------------------------------------------------------
+    def on_market_data(self, bars: list[Bar]) -> None:
+        """Match resting orders against each new bar (called by the engine's feed)."""
+        changed = False
+        for bar in bars:
+            asset = bar.asset
+            self._last_price[asset] = bar.close
+            if asset in self.ledger.positions:
+                self.ledger.update_price(asset, bar.close)
+            book = self._open.get(asset)
+            if not book:
+                continue
+            for order in list(book):
+                if self._eligible_at[order.id] > bar.dt:
+                    continue
+                fill = self._sim.process(order, bar)
+                if fill is None:
+                    continue
+                if fill.amount > 0:
+                    cost = fill.amount * fill.price * asset.multiplier + fill.commission
+                    if cost > self.ledger.cash:
+                        reason = (
+                            f"insufficient funds at fill: need {cost}, cash {self.ledger.cash}"
+                        )
+                        order.reject(reason)
+                        self._remove_open(order)
+                        self._emit(
+                            OrderRejectEvent(self._client_ids[order.id], order.id, reason, bar.dt)
+                        )
+                        changed = True
+                        continue
+                order.apply_fill(fill.amount, fill.price, fill.commission, bar.dt)
+                self.ledger.apply_fill(asset, fill.amount, fill.price, fill.commission)
+                self._fill_seq += 1
+                if not order.is_open:
+                    self._remove_open(order)
+                changed = True
+                self._emit(
+                    OrderFillEvent(
+                        self._client_ids[order.id],
+                        order.id,
+                        asset,
+                        fill.amount,
+                        fill.price,
+                        fill.commission,
+                        f"{order.id}-f{self._fill_seq}",
+                        bar.dt,
+                        not order.is_open,
+                    )
+                )
+        if changed:
+            self._save_state()
+
+    # --- queries ----------------------------------------------------------------------------
+    async def get_account_info(self) -> dict[str, Decimal]:
+        self._require_connected()
+        led = self.ledger
+        return {
+            "cash": led.cash,
+            "portfolio_value": led.portfolio_value,
+            "buying_power": led.cash,
+            "starting_cash": led.starting_cash,
+        }
+
+    async def get_positions(self) -> list[dict[str, Any]]:
+        self._require_connected()
+        return [
+            {
+                "asset": p.asset,
+                "amount": p.amount,
+                "average_price": p.cost_basis,
+                "last_price": p.last_price,
+            }
+            for p in self.ledger.positions.values()
+        ]
+
+    def _order_dict(self, order: Order) -> dict[str, Any]:
+        return {
+            "order_id": order.id,
+            "client_order_id": self._client_ids.get(order.id),
+            "asset": order.asset,
+            "amount": order.amount,
+            "filled": order.filled,
+            "order_type": order.order_type.value,
+            "limit_price": order.limit_price,
+            "stop_price": order.stop_price,
+            "status": order.status.value,
+            "avg_fill_price": order.avg_fill_price,
+            "commission": order.commission,
+        }
+
+    async def get_open_orders(self) -> list[dict[str, Any]]:
+        self._require_connected()
+        return [self._order_dict(o) for book in self._open.values() for o in book]
+
+    async def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        self._require_connected()
+        broker_id = self._by_client.get(client_order_id)
+        return self._order_dict(self._orders[broker_id]) if broker_id else None
+
+    async def get_current_price(self, asset: Asset) -> Decimal | None:
+        return self._last_price.get(asset)
+
+    async def subscribe_market_data(self, assets: list[Asset]) -> None:
+        """The paper venue is fed by the engine's data feed; nothing to subscribe to."""
+
+    async def get_next_market_data(self) -> dict | None:
+        return None
+
+    # --- persistence (the venue outlives the trading process) ----------------------------------
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        state = {
+            "version": 1,
+            "seq": self._seq,
+            "fill_seq": self._fill_seq,
+            "ledger": self.ledger.to_dict(),
+            "orders": [o.to_dict() for o in self._orders.values()],
+            "client_ids": self._client_ids,
+            "eligible_at": {k: v.isoformat() for k, v in self._eligible_at.items()},
+            "last_price": [[a.to_dict(), str(p)] for a, p in self._last_price.items()],
+            "submissions": self.submissions,
+        }
+        path = self.state_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        # No fsync: this file stands for a remote venue and must survive a killed
+        # process (page cache), not a machine crash.
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+    def _load_state(self) -> None:
+        assert self.state_path is not None
+        try:
+            state = json.loads(self.state_path.read_text())
+            self.ledger = Ledger.from_dict(state["ledger"])
+            self._seq = int(state["seq"])
+            self._fill_seq = int(state["fill_seq"])
+            self._client_ids = dict(state["client_ids"])
+            self._by_client = {c: b for b, c in self._client_ids.items()}
+            self._orders = {}
+            self._open = {}
+            for d in state["orders"]:
+                order = Order.from_dict(d)
+                self._orders[order.id] = order
+                if order.is_open:
+                    self._open.setdefault(order.asset, []).append(order)
+            self._eligible_at = {
+                k: datetime.fromisoformat(v) for k, v in state["eligible_at"].items()
+            }
+            self._last_price = {asset_from_dict(a): Decimal(p) for a, p in state["last_price"]}
+            self.submissions = list(state["submissions"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise BrokerError(
+                f"paper broker state file {self.state_path} is unreadable ({exc}); "
+                "move it away to start a fresh paper account"
+            ) from exc
+
+    # --- convenience for tests and the CLI --------------------------------------------------
+    def positions_snapshot(self) -> dict[Asset, Position]:
+        return dict(self.ledger.positions)
+
+    def reset_price(self, asset: Asset, price: Decimal) -> None:
+        """Seed a price (e.g. before the first bar) so orders can be costed."""
+        if price <= 0:
+            raise InvalidOrder(f"price for {asset.symbol} must be > 0")
+        self._last_price[asset] = price

@@ -1,0 +1,952 @@
+"""The live trading engine: one asyncio loop driving the shared trading kernel.
+
+Data flow (DESIGN.md): market data → priority queue → strategy ``handle_data`` →
+``order()`` → risk gate (fail-closed switch, position limits, circuit breakers) →
+order manager (client order id, journal) → ``BrokerAdapter.submit_order``; broker
+events (ack, fill, cancel, reject) → queue → ledger → breakers. Periodically:
+checkpoints, reconciliation, scheduled triggers.
+
+Order of work per market data event, identical to the backtest so both produce the same
+orders: the (simulated) venue matches resting orders against the new bars, the fills it
+reports are applied, positions are marked, scheduled triggers that are due run, then
+``handle_data`` runs once for all assets.
+
+Startup is fail-closed: the strategy trades only after reconciliation has confirmed the
+broker's positions (``ReconciliationStrategy.WARN_ONLY`` opts out of halting on
+discrepancies, loudly; an unreachable broker always blocks new risk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from rustybt.algorithm import TradingAlgorithm
+from rustybt.assets import AssetFinder
+from rustybt.exceptions import CheckpointMismatch, ConfigError, ReconciliationError
+from rustybt.finance.ledger import Ledger, Position
+from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce
+from rustybt.finance.risk_gate import RiskGate
+from rustybt.live.audit import AuditLog, new_session_id
+from rustybt.live.brokers.base import BrokerAdapter
+from rustybt.live.circuit_breakers import CircuitBreakerManager, default_breakers
+from rustybt.live.data_feed import DataFeed
+from rustybt.live.event_dispatcher import EventDispatcher
+from rustybt.live.events import (
+    AlertEvent,
+    CircuitBreakerTripEvent,
+    EventPriority,
+    EventQueue,
+    MarketDataEvent,
+    OrderAckEvent,
+    OrderCancelEvent,
+    OrderFillEvent,
+    OrderRejectEvent,
+    ScheduledTriggerEvent,
+    SystemErrorEvent,
+)
+from rustybt.live.journal import OrderJournal, journal_path
+from rustybt.live.models import (
+    OrderSnapshot,
+    PositionSnapshot,
+    ReconciliationReport,
+    ReconciliationStrategy,
+    StateCheckpoint,
+)
+from rustybt.live.order_manager import LiveOrderManager
+from rustybt.live.reconciler import PositionReconciler
+from rustybt.live.state_manager import StateManager
+from rustybt.live.strategy_executor import StrategyExecutor
+
+log = structlog.get_logger("rustybt.live")
+_MD = EventPriority.MARKET_DATA
+
+
+def _state_root() -> Path:
+    root = os.environ.get("RUSTYBT_ROOT")
+    return (Path(root) if root else Path.home() / ".rustybt").expanduser()
+
+
+class LiveTradingEngine:
+    """Runs a :class:`TradingAlgorithm` against a broker, unchanged from its backtest."""
+
+    def __init__(
+        self,
+        strategy: TradingAlgorithm,
+        broker_adapter: BrokerAdapter,
+        data_portal: Any = None,
+        portfolio: Ledger | None = None,
+        account: Any = None,
+        scheduler: Any = None,
+        state_manager: StateManager | None = None,
+        checkpoint_interval_seconds: float = 60,
+        reconciliation_strategy: ReconciliationStrategy = ReconciliationStrategy.WARN_ONLY,
+        reconciliation_interval_seconds: float = 300,
+        shadow_mode: bool = False,
+        shadow_config: Any = None,
+        circuit_breakers: CircuitBreakerManager | None = None,
+        risk_limits: Any = None,
+        *,
+        speed: str | float | None = "max",
+        start: Any = None,
+        end: Any = None,
+        state_dir: str | Path | None = None,
+        session_id: str | None = None,
+        stop_when_data_ends: bool = True,
+        control_socket: bool = True,
+        audit_log: bool = True,
+        cash_tolerance_pct: Decimal = Decimal("0.01"),
+    ) -> None:
+        if not isinstance(strategy, TradingAlgorithm):
+            raise ConfigError(
+                f"strategy must be a TradingAlgorithm instance, got {type(strategy).__name__}; "
+                "pass MyStrategy(), not MyStrategy"
+            )
+        if not isinstance(broker_adapter, BrokerAdapter):
+            raise ConfigError(
+                f"broker_adapter must be a BrokerAdapter, got {type(broker_adapter).__name__}"
+            )
+        if shadow_mode:
+            raise ConfigError(
+                "shadow_mode is not available in this release; run without shadow_mode=True "
+                "(paper trading gives the same signals against simulated fills)"
+            )
+        if checkpoint_interval_seconds <= 0 or reconciliation_interval_seconds <= 0:
+            raise ConfigError("checkpoint and reconciliation intervals must be > 0 seconds")
+        if not isinstance(reconciliation_strategy, ReconciliationStrategy):
+            raise ConfigError(
+                f"reconciliation_strategy must be a ReconciliationStrategy, "
+                f"got {reconciliation_strategy!r}"
+            )
+        from rustybt.backtest.runner import to_utc
+
+        self.strategy = strategy
+        self.broker = broker_adapter
+        self.data_portal = data_portal
+        self.account = account
+        self.shadow_config = shadow_config
+        self.checkpoint_interval_seconds = checkpoint_interval_seconds
+        self.reconciliation_strategy = reconciliation_strategy
+        self.reconciliation_interval_seconds = reconciliation_interval_seconds
+        self.stop_when_data_ends = stop_when_data_ends
+        self.state_dir = Path(state_dir) if state_dir is not None else _state_root() / "state"
+        self.state_manager = state_manager or StateManager(self.state_dir)
+        self.session_id = session_id or new_session_id()
+        self.strategy_name = strategy.strategy_name
+        self.event_queue = EventQueue()
+        self.feed = DataFeed(data_portal, speed, to_utc(start, "start"), to_utc(end, "end"))
+
+        if circuit_breakers is None:
+            circuit_breakers = default_breakers()
+            log.warning(
+                "default_circuit_breakers_installed",
+                breakers=[b.name for b in circuit_breakers.breakers],
+                hint="pass circuit_breakers= to LiveTradingEngine to choose your own",
+            )
+            self.using_default_breakers = True
+        else:
+            self.using_default_breakers = False
+        self.circuit_breakers = circuit_breakers
+        self.risk_gate = RiskGate(risk_limits, circuit_breakers)
+        self.ledger = portfolio if isinstance(portfolio, Ledger) else Ledger(Decimal(0))
+        self._ledger_given = isinstance(portfolio, Ledger)
+
+        self._sim_now: datetime | None = None
+        self.audit = AuditLog(
+            self.state_dir / "logs" / f"{self.strategy_name}-{self.session_id}.jsonl"
+            if audit_log
+            else None,
+            self.session_id,
+            self.strategy_name,
+        )
+        self.journal: OrderJournal | None = None
+        self.order_manager = LiveOrderManager(
+            self.ledger,
+            self.risk_gate,
+            broker_adapter,
+            self.strategy_name,
+            self.session_id,
+            self.clock,
+            None,
+            self.audit,
+        )
+        self.order_manager.on_error = self._on_broker_error
+        finder = getattr(data_portal, "asset_finder", None) or AssetFinder()
+        self.executor = StrategyExecutor(
+            strategy,
+            self.ledger,
+            self.order_manager,
+            finder,
+            data_portal,
+            self.clock,
+            self._on_strategy_error,
+        )
+        self.scheduler = scheduler
+        self.reconciler = PositionReconciler(
+            broker_adapter, reconciliation_strategy, cash_tolerance_pct
+        )
+        self._dispatcher = EventDispatcher()
+        d = self._dispatcher
+        d.register(MarketDataEvent, self._on_market_data)
+        d.register(OrderFillEvent, self.order_manager.on_fill)
+        d.register(OrderAckEvent, self.order_manager.on_ack)
+        d.register(OrderCancelEvent, self.order_manager.on_cancel)
+        d.register(OrderRejectEvent, self.order_manager.on_reject)
+        d.register(ScheduledTriggerEvent, self._on_scheduled)
+        d.register(SystemErrorEvent, self._on_system_error)
+        d.register(CircuitBreakerTripEvent, self._on_breaker_trip)
+        d.register(AlertEvent, self._on_alert)
+        circuit_breakers.add_listener(self._on_breaker_change)
+
+        self._pending_checkpoint: StateCheckpoint | None = None
+        self._restored_from: StateCheckpoint | None = None
+        self._running = False
+        self._paused = False
+        self._stop = False
+        self._started_at: datetime | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown_done = False
+        self.reconciliation_state = "unknown"
+        self.last_reconciliation: ReconciliationReport | None = None
+        self.alerts: list[AlertEvent] = []
+        self.fatal_error: str | None = None
+        self.stats = {
+            "events_processed": 0,
+            "market_events": 0,
+            "strategy_errors": 0,
+            "broker_errors": 0,
+            "system_errors": 0,
+            "scheduled_triggers": 0,
+            "checkpoints": 0,
+            "reconciliations": 0,
+        }
+        self.stop_after_market_events: int | None = None
+        self.on_progress: Callable[[LiveTradingEngine], None] | None = None
+        self._control: Any = None
+        self._control_enabled = control_socket
+
+    # --- clock ---------------------------------------------------------------------------
+    def clock(self) -> datetime:
+        """Simulated time during a replay (the current bar), wall time otherwise."""
+        return self._sim_now or datetime.now(UTC)
+
+    # --- public API ------------------------------------------------------------------------
+    def restore_checkpoint(self, checkpoint: StateCheckpoint) -> None:
+        """Restore ``checkpoint`` when :meth:`run` starts (or now, if already running)."""
+        if not isinstance(checkpoint, StateCheckpoint):
+            raise ConfigError(f"restore_checkpoint needs a StateCheckpoint, got {checkpoint!r}")
+        name = checkpoint.strategy_name
+        if name is not None and name != self.strategy_name:
+            raise CheckpointMismatch(
+                f"checkpoint belongs to strategy {name!r}, not {self.strategy_name!r}; "
+                "load the checkpoint saved for this strategy"
+            )
+        self._pending_checkpoint = checkpoint
+
+    def push_market_data(self, item: Any) -> None:
+        """Feed a tick/bar from an external stream (thread-safe)."""
+        event = DataFeed.make_event(item, self.executor.asset_finder.lookup_symbol, self.clock)
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self.event_queue.put_nowait, event)
+                return
+        self.event_queue.put_nowait(event)
+
+    async def pause(self) -> None:
+        """Stop calling the strategy; fills and market data are still processed."""
+        self._paused = True
+        self.audit.record("engine_paused")
+
+    async def resume(self) -> None:
+        self._paused = False
+        self.audit.record("engine_resumed")
+
+    def get_status(self) -> dict[str, Any]:
+        om = self.order_manager
+        led = self.ledger
+        cb = self.circuit_breakers
+        return {
+            "running": self._running,
+            "paused": self._paused,
+            "strategy": self.strategy_name,
+            "session_id": self.session_id,
+            "mode": "replay" if self.feed.replaying else "live",
+            "orders_submitted": om.submitted_count,
+            "fills": om.fill_count,
+            "rejects": om.rejected_count,
+            "open_orders": len(om.open_orders()),
+            "errors": self.stats["strategy_errors"] + self.stats["broker_errors"],
+            **self.stats,
+            "portfolio_value": led.portfolio_value,
+            "cash": led.cash,
+            "positions": len(led.positions),
+            "fees": led.fees_paid,
+            "can_trade": self.risk_gate.blocked_reason is None and cb.can_trade(),
+            "trading_blocked": self.risk_gate.blocked_reason,
+            "circuit_breakers": cb.get_status(),
+            "reconciliation": self.reconciliation_state,
+            "replay_progress": (self.feed.replay_position, self.feed.replay_total),
+            "current_time": self._sim_now.isoformat() if self._sim_now else None,
+            "fatal_error": self.fatal_error,
+        }
+
+    def get_shadow_report(self) -> Any:
+        raise ConfigError("shadow trading is not available in this release")
+
+    async def run(self) -> None:
+        """Start, trade until the data ends or :meth:`shutdown`, then shut down cleanly."""
+        if self._running:
+            raise ConfigError("engine is already running")
+        self._loop = asyncio.get_running_loop()
+        self.event_queue.bind_loop(self._loop)
+        self._running = True
+        self._stop = False
+        try:
+            await self._startup()
+            await self._main_loop()
+        except Exception as exc:
+            self.stats["system_errors"] += 1
+            self.fatal_error = f"{type(exc).__name__}: {exc}"
+            log.error("engine_failed", error=self.fatal_error, traceback=traceback.format_exc())
+            self.audit.warning("engine_failed", error=self.fatal_error)
+            raise
+        finally:
+            await self._shutdown_internal()
+
+    async def shutdown(self) -> None:
+        """Stop the loop, wait for in-flight orders, write a final checkpoint."""
+        self._stop = True
+        if not self._running:
+            await self._shutdown_internal()
+
+    # --- startup ---------------------------------------------------------------------------
+    async def _startup(self) -> None:
+        self._started_at = datetime.now(UTC)
+        broker = self.broker
+        broker.set_order_event_handler(self.event_queue.put_nowait)
+        broker.set_clock(self.clock)
+        self.audit.record("engine_starting", broker=type(broker).__name__)
+        await broker.connect()
+
+        # Fail closed until reconciliation confirms the broker's positions.
+        self.risk_gate.block("startup reconciliation has not completed")
+        self.executor.initialize()
+
+        checkpoint = self._pending_checkpoint
+        if checkpoint is None and getattr(broker, "is_persistent", True):
+            checkpoint = await self.state_manager.load_checkpoint_async(self.strategy_name)
+        jpath = journal_path(self.state_dir / "journal", self.strategy_name)
+        if checkpoint is None and jpath.exists():
+            # A fresh start: keep the old journal for the record, begin a new one.
+            jpath.rename(jpath.with_name(f"{jpath.name}.{int(time.time())}.old"))
+        self.journal = OrderJournal(jpath)
+        self.order_manager.journal = self.journal
+        await self.journal.start()
+
+        if checkpoint is not None:
+            await self._restore(checkpoint, jpath)
+        elif not self._ledger_given:
+            await self._seed_ledger_from_broker()
+
+        if self.feed.portal is not None and getattr(broker, "simulated", False):
+            skip = self._restored_from.extra.get("last_bar_dt") if self._restored_from else None
+            n = self.feed.configure_replay(
+                list(self.executor.used_assets) or None,
+                datetime.fromisoformat(skip) if skip else None,
+            )
+            self.audit.record("replay_configured", bars=n, speed=self.feed.speed or "max")
+        else:
+            assets = list(self.executor.used_assets)
+            if assets:
+                await broker.subscribe_market_data(assets)
+            self._tasks.append(
+                asyncio.create_task(
+                    self.feed.pump_broker(broker, self.push_market_data, lambda: self._stop)
+                )
+            )
+
+        self._setup_scheduler()
+        await self._reconcile(startup=True)
+        self._tasks.append(asyncio.create_task(self._checkpoint_loop()))
+        self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+        if self._control_enabled:
+            from rustybt.live.control import ControlServer
+
+            self._control = ControlServer(self, self.state_dir / "control")
+            try:
+                await self._control.start()
+            except OSError as exc:
+                log.warning("control_socket_unavailable", error=str(exc))
+                self._control = None
+        self.audit.record(
+            "engine_started",
+            restored=self._restored_from is not None,
+            default_breakers=self.using_default_breakers,
+        )
+
+    async def _seed_ledger_from_broker(self) -> None:
+        account = await self.broker.get_account_info()
+        positions = await self.broker.get_positions()
+        cash = account["cash"]
+        self.ledger.starting_cash = account.get("portfolio_value", cash)
+        self.ledger.set_state(cash, [self._position_from_broker(p) for p in positions])
+
+    @staticmethod
+    def _position_from_broker(p: dict[str, Any]) -> Position:
+        return Position(
+            p["asset"],
+            p["amount"],
+            p["average_price"],
+            p.get("last_price") or p["average_price"],
+            Decimal(0),
+        )
+
+    def _setup_scheduler(self) -> None:
+        from rustybt.live.scheduler import SimulatedClock, TradingScheduler
+
+        if self.scheduler is None:
+            replay = self.feed.replaying
+            start = self._sim_now or self._replay_start() or datetime.now(UTC)
+            self.scheduler = TradingScheduler(
+                event_queue=self.event_queue,
+                clock=SimulatedClock(start) if replay else None,
+            )
+            self._simulated_scheduler = replay
+        else:
+            self._simulated_scheduler = getattr(self.scheduler, "clock", None) is not None
+        self.executor.attach_scheduler(self.scheduler)
+        if not getattr(self.scheduler, "running", False):
+            self.scheduler.start()
+
+    def _replay_start(self) -> datetime | None:
+        dts = self.feed._dts
+        i = self.feed.replay_position
+        return dts[i] if i < len(dts) else None
+
+    # --- restore ------------------------------------------------------------------------
+    async def _restore(self, cp: StateCheckpoint, jpath: Path) -> None:
+        if cp.strategy_name is not None and cp.strategy_name != self.strategy_name:
+            raise CheckpointMismatch(
+                f"checkpoint belongs to {cp.strategy_name!r}, not {self.strategy_name!r}"
+            )
+        led = self.ledger
+        if cp.ledger_state:
+            restored = Ledger.from_dict(cp.ledger_state)
+            led.starting_cash = restored.starting_cash
+            led.set_state(restored.cash, list(restored.positions.values()))
+            led.fees_paid = restored.fees_paid
+            led.realized_pnl = restored.realized_pnl
+        else:
+            led.starting_cash = cp.portfolio_value
+            led.set_state(
+                cp.cash,
+                [
+                    Position(
+                        s.asset,
+                        s.amount,
+                        s.cost_basis / s.amount if s.amount else Decimal(0),
+                        s.last_price or (s.cost_basis / s.amount if s.amount else Decimal(0)),
+                        Decimal(0),
+                    )
+                    for s in cp.positions
+                    if s.amount
+                ],
+            )
+        om = self.order_manager
+        for d in cp.extra.get("orders", []):
+            om.adopt(Order.from_dict(d))
+        if not cp.extra.get("orders"):
+            for snap in cp.pending_orders:
+                om.adopt(self._order_from_snapshot(snap))
+        if cp.breaker_state:
+            self.circuit_breakers.load_state(cp.breaker_state)
+        if cp.strategy_state:
+            self.strategy.set_state(cp.strategy_state)
+        om.sequence = max(om.sequence, cp.order_sequence)
+        # Replay what the journal saw after the checkpoint, then ask the broker about
+        # every order still in flight. Nothing is ever resubmitted blind.
+        state = await OrderJournal.replay_async(jpath)
+        after = int(cp.extra.get("journal_seq", 0))
+        applied = 0
+        for jo in state.orders.values():
+            order = om.orders.get(jo.client_order_id)
+            if order is None and jo.has_intent and jo.last_seq > after and jo.asset is not None:
+                order = Order(
+                    jo.client_order_id,
+                    jo.asset,
+                    jo.amount,
+                    OrderType.parse(jo.order_type or "market"),
+                    jo.limit_price,
+                    jo.stop_price,
+                    TimeInForce(jo.tif) if jo.tif else TimeInForce.GTC,
+                    datetime.fromisoformat(jo.dt) if jo.dt else None,
+                )
+                order.broker_order_id = jo.broker_order_id
+                om.adopt(order)
+            if order is None:
+                continue
+            for f in sorted(jo.fills.values(), key=lambda f: f.seq):
+                if f.seq > after and f.fill_id not in om._applied_fills and order.is_open:
+                    om.apply_fill(order, f.amount, f.price, f.commission)
+                    om._applied_fills.add(f.fill_id)
+                    applied += 1
+            if jo.broker_order_id and order.broker_order_id is None:
+                order.broker_order_id = jo.broker_order_id
+                om._by_broker_id[jo.broker_order_id] = order
+            if order.is_open and jo.status in ("cancelled", "rejected"):
+                om.mark_cancelled(order, jo.reject_reason or jo.status)
+        prefix = f"{self.strategy_name[:12]}-{self.session_id}"
+        om.sequence = max(om.sequence, state.max_sequence_for(prefix))
+        resolved = await self._resolve_in_flight()
+        self._restored_from = cp
+        self.audit.record(
+            "checkpoint_restored",
+            checkpoint_time=cp.timestamp,
+            journal_fills_applied=applied,
+            in_flight_resolved=resolved,
+        )
+        log.info("state_restored", checkpoint_time=cp.timestamp.isoformat(), fills=applied)
+
+    @staticmethod
+    def _order_from_snapshot(snap: OrderSnapshot) -> Order:
+        order = Order(
+            snap.client_order_id or snap.order_id,
+            snap.asset,
+            snap.amount,
+            OrderType.parse(snap.order_type or "market"),
+            snap.limit_price,
+            snap.stop_price,
+        )
+        order.transition(OrderStatus.SUBMITTED)
+        order.broker_order_id = snap.order_id
+        if snap.filled:
+            order.filled = snap.filled
+            order.status = OrderStatus.PARTIALLY_FILLED
+        return order
+
+    async def _resolve_in_flight(self) -> int:
+        """Ask the broker about each open order by client id; settle what it reports."""
+        om = self.order_manager
+        resolved = 0
+        for order in list(om.iter_open_orders()):
+            info = await self.broker.get_order_by_client_id(order.id)
+            resolved += 1
+            if info is None:
+                # The broker never saw it: the crash hit between journal and send.
+                om.mark_rejected(order, "never reached the broker (resolved after restart)")
+                self.journal.record("resolved", order.id, outcome="not_at_broker")
+                continue
+            order.broker_order_id = info["order_id"]
+            om._by_broker_id[info["order_id"]] = order
+            missing = info["filled"] - order.filled
+            if missing != 0:
+                avg = info.get("avg_fill_price")
+                done_value = (order.avg_fill_price or Decimal(0)) * abs(order.filled)
+                price = (
+                    (avg * abs(info["filled"]) - done_value) / abs(missing)
+                    if avg is not None
+                    else avg
+                )
+                if price is not None:
+                    price = order.asset.round_price(price)
+                    commission = max(Decimal(0), (info.get("commission") or 0) - order.commission)
+                    fill_id = f"{info['order_id']}-recovered-{info['filled']}"
+                    self.journal.record(
+                        "fill",
+                        order.id,
+                        fill_id=fill_id,
+                        amount=missing,
+                        price=price,
+                        commission=commission,
+                        dt=None,
+                    )
+                    om.apply_fill(order, missing, price, commission)
+                    om._applied_fills.add(fill_id)
+            status = info.get("status")
+            if order.is_open and status in ("cancelled", "rejected", "expired"):
+                om.mark_cancelled(order, f"broker reports {status}")
+            self.journal.record("resolved", order.id, outcome=str(status))
+        return resolved
+
+    # --- main loop -------------------------------------------------------------------------
+    async def _main_loop(self) -> None:
+        q = self.event_queue
+        feed = self.feed
+        dispatch = self._dispatch
+        om = self.order_manager
+        yield_every = 256
+        n = 0
+        while not self._stop:
+            ev = q.get_nowait()
+            if ev is None:
+                if feed.replaying:
+                    ev = feed.next_replay_event()
+                    if ev is None:
+                        self.audit.record("replay_finished")
+                        if self.stop_when_data_ends:
+                            break
+                        continue
+                    delay = feed.delay_for(ev)
+                    if delay > 0:
+                        other = await q.get(timeout=delay)
+                        if other is not None:
+                            feed.unread()
+                            ev = other
+                else:
+                    ev = await q.get(timeout=0.25)
+                    if ev is None:
+                        continue
+            await dispatch(ev)
+            n += 1
+            if om._tasks:
+                if feed.replaying:
+                    # Deterministic replay: orders reach the venue before the next bar.
+                    await om.drain()
+                else:
+                    await asyncio.sleep(0)
+            elif n % yield_every == 0:
+                await asyncio.sleep(0)  # let timers (checkpoints, fsync, control) run
+        await self.order_manager.drain()
+
+    async def _dispatch(self, ev: Any) -> None:
+        self.stats["events_processed"] += 1
+        try:
+            if not self._dispatcher.dispatch_sync(ev):
+                await self._dispatcher.dispatch(ev)
+        except Exception as exc:
+            self.stats["system_errors"] += 1
+            log.error(
+                "engine_internal_error",
+                event=type(ev).__name__,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
+            self.event_queue.put_nowait(
+                SystemErrorEvent(f"{type(ev).__name__} handler failed: {exc}", exc, True)
+            )
+
+    def _on_market_data(self, ev: MarketDataEvent) -> None:
+        if self.feed.replaying:
+            self._sim_now = ev.dt
+        self.stats["market_events"] += 1
+        self.order_manager.last_event_enqueued_ns = ev.enqueued_ns
+        bars = ev.bars
+        self.broker.on_market_data(bars)
+        ex = self.executor
+        ex.update_data(ev)
+        led = self.ledger
+        positions = led.positions
+        if positions:
+            for bar in bars:
+                if bar.asset in positions:
+                    led.update_price(bar.asset, bar.close)
+        if self._simulated_scheduler:
+            self.scheduler.advance_to(ev.dt)
+        # Fills, acks and due triggers outrank this bar: apply them before the strategy.
+        q = self.event_queue
+        while True:
+            urgent = q.pop_before(_MD)
+            if urgent is None:
+                break
+            self.stats["events_processed"] += 1
+            if not self._dispatcher.dispatch_sync(urgent):
+                q.put_nowait(urgent)
+                break
+        if positions:
+            self.circuit_breakers.on_portfolio_value(led.portfolio_value, ev.dt)
+        if not self._paused:
+            ex.on_market_data(ev)
+        limit = self.stop_after_market_events
+        if limit is not None and self.stats["market_events"] >= limit:
+            self._stop = True
+        if self.on_progress is not None:
+            self.on_progress(self)
+
+    def _on_scheduled(self, ev: ScheduledTriggerEvent) -> None:
+        self.stats["scheduled_triggers"] += 1
+        execute = getattr(self.scheduler, "execute", None)
+        if execute is not None:
+            execute(ev)
+        else:
+            ev.callback()
+
+    def _on_system_error(self, ev: SystemErrorEvent) -> None:
+        self.fatal_error = ev.error
+        self.audit.warning("system_error", error=ev.error, fatal=ev.fatal)
+        log.error("system_error", error=ev.error, fatal=ev.fatal)
+        if ev.fatal:
+            self._stop = True
+
+    def _on_alert(self, ev: AlertEvent) -> None:
+        self.alerts.append(ev)
+        self.audit.warning("alert", kind=ev.kind, message=ev.message)
+        log.critical("alert", kind=ev.kind, message=ev.message)
+
+    # --- errors and breakers ------------------------------------------------------------------
+    def _on_strategy_error(self, where: str, exc: BaseException) -> None:
+        self.stats["strategy_errors"] += 1
+        self.audit.warning("strategy_error", where=where, error=f"{type(exc).__name__}: {exc}")
+        self.circuit_breakers.on_error(self.clock())
+
+    def _on_broker_error(self, reason: str) -> None:
+        self.stats["broker_errors"] += 1
+        self.circuit_breakers.on_error(self.clock())
+
+    def _on_breaker_change(self, breaker: Any, event: str) -> None:
+        if event == "tripped":
+            self.event_queue.put_nowait(
+                CircuitBreakerTripEvent(
+                    str(breaker.breaker_type.value), breaker.get_trip_reason() or "tripped"
+                )
+            )
+        else:
+            self.audit.record(
+                "circuit_breaker_reset", breaker=breaker.name, breaker_type=breaker.breaker_type
+            )
+
+    def _on_breaker_trip(self, ev: CircuitBreakerTripEvent) -> None:
+        tripped = self.circuit_breakers.get_tripped()
+        fields = {
+            "breaker_types": [b.breaker_type.value for b in tripped] or [ev.breaker_type],
+            "reasons": [b.get_trip_reason() for b in tripped] or [ev.reason],
+        }
+        log.error("circuit_breakers_tripped", **fields)
+        self.audit.warning("circuit_breakers_tripped", **fields)
+        # The spec's emergency halt: cancel everything pending, leave positions as they are.
+        cancelled = self.order_manager.cancel_all("circuit breaker tripped: " + ev.reason)
+        self.audit.record("halt_cancel_all", orders=[o.id for o in cancelled])
+
+    # --- periodic work ---------------------------------------------------------------------
+    def build_checkpoint(self) -> StateCheckpoint:
+        led = self.ledger
+        om = self.order_manager
+        open_orders = om.open_orders()
+        return StateCheckpoint(
+            timestamp=datetime.now(UTC),
+            portfolio_value=led.portfolio_value,
+            cash=led.cash,
+            positions=[
+                PositionSnapshot(p.asset, p.amount, p.cost_basis * p.amount, p.last_price)
+                for p in led.positions.values()
+            ],
+            pending_orders=[
+                OrderSnapshot(
+                    o.broker_order_id or o.id,
+                    o.asset,
+                    o.amount,
+                    o.status.value,
+                    client_order_id=o.id,
+                    filled=o.filled,
+                    order_type=o.order_type.value,
+                    limit_price=o.limit_price,
+                    stop_price=o.stop_price,
+                )
+                for o in open_orders
+            ],
+            strategy_name=self.strategy_name,
+            strategy_state=self.strategy.get_state(),
+            breaker_state=self.circuit_breakers.to_dict(),
+            session_id=self.session_id,
+            order_sequence=om.sequence,
+            ledger_state=led.to_dict(),
+            extra={
+                "journal_seq": self.journal.last_seq if self.journal else 0,
+                "orders": [o.to_dict() for o in open_orders],
+                "last_bar_dt": self._sim_now.isoformat() if self._sim_now else None,
+                "broker": type(self.broker).__name__,
+            },
+        )
+
+    async def checkpoint(self) -> Path:
+        """Write a checkpoint now (in a worker thread)."""
+        cp = self.build_checkpoint()
+        path = await self.state_manager.save_checkpoint_async(self.strategy_name, cp)
+        self.stats["checkpoints"] += 1
+        self.audit.record("checkpoint_saved", path=str(path), portfolio_value=cp.portfolio_value)
+        return path
+
+    async def _checkpoint_loop(self) -> None:
+        while not self._stop:
+            await asyncio.sleep(self.checkpoint_interval_seconds)
+            try:
+                await self.checkpoint()
+            except Exception as exc:
+                log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
+                self.audit.warning("checkpoint_failed", error=str(exc))
+
+    async def _reconcile_loop(self) -> None:
+        while not self._stop:
+            await asyncio.sleep(self.reconciliation_interval_seconds)
+            await self._reconcile()
+
+    def _local_snapshots(self) -> tuple[list[PositionSnapshot], Decimal, list[OrderSnapshot]]:
+        led = self.ledger
+        positions = [
+            PositionSnapshot(p.asset, p.amount, p.cost_basis * p.amount, p.last_price)
+            for p in led.positions.values()
+        ]
+        orders = [
+            OrderSnapshot(
+                o.broker_order_id or o.id,
+                o.asset,
+                o.amount,
+                o.status.value,
+                client_order_id=o.id,
+                filled=o.filled,
+                order_type=o.order_type.value,
+                limit_price=o.limit_price,
+                stop_price=o.stop_price,
+            )
+            for o in self.order_manager.iter_open_orders()
+        ]
+        return positions, led.cash, orders
+
+    async def reconcile(self) -> ReconciliationReport | None:
+        """Reconcile with the broker now and apply the configured strategy."""
+        return await self._reconcile()
+
+    async def _reconcile(self, startup: bool = False) -> ReconciliationReport | None:
+        # In-flight submissions would show up as spurious orphans: settle them first.
+        await self.order_manager.drain()
+        positions, cash, orders = self._local_snapshots()
+        try:
+            report = await self.reconciler.reconcile_all(
+                local_positions=positions, local_cash=cash, local_orders=orders
+            )
+        except (ReconciliationError, Exception) as exc:
+            self.reconciliation_state = "unknown"
+            reason = f"positions unconfirmed: broker unreachable ({type(exc).__name__}: {exc})"
+            self.risk_gate.block(reason)
+            log.error("reconciliation_failed", error=reason)
+            self.audit.warning("reconciliation_failed", error=reason)
+            return None
+        self.stats["reconciliations"] += 1
+        self.last_reconciliation = report
+        strategy = self.reconciliation_strategy
+        self.audit.record(
+            "reconciliation",
+            startup=startup,
+            strategy=strategy.value,
+            has_discrepancies=report.has_discrepancies,
+            max_severity=report.max_severity.value,
+            report=report.to_dict(),
+        )
+        if not report.has_discrepancies:
+            self.reconciliation_state = "ok"
+            self.risk_gate.unblock()
+            return report
+        if strategy is ReconciliationStrategy.TRUST_BROKER:
+            self._trust_broker(report)
+            self.reconciliation_state = "adjusted"
+            self.risk_gate.unblock()
+        elif strategy is ReconciliationStrategy.HALT_AND_ALERT:
+            self.reconciliation_state = "halted"
+            self._paused = True
+            self.risk_gate.block("reconciliation found discrepancies (HALT_AND_ALERT)")
+            self.event_queue.put_nowait(
+                AlertEvent(
+                    "reconciliation",
+                    f"discrepancies with the broker ({report.max_severity.value}); trading "
+                    "paused until an operator resolves them",
+                    report.to_dict(),
+                )
+            )
+        else:
+            self.reconciliation_state = "discrepancies_ignored"
+            log.warning(
+                "reconciliation_discrepancies_ignored",
+                severity=report.max_severity.value,
+                hint="WARN_ONLY keeps trading despite discrepancies; use TRUST_BROKER or "
+                "HALT_AND_ALERT to act on them",
+                report=report.to_dict(),
+            )
+            self.risk_gate.unblock()
+        return report
+
+    def _trust_broker(self, report: ReconciliationReport) -> None:
+        bs = report.broker_state
+        led = self.ledger
+        before = {"cash": led.cash, "positions": {a.symbol: p.amount for a, p in led.positions.items()}}
+        positions = []
+        for snap in bs.positions:
+            if not snap.amount:
+                continue
+            avg = snap.cost_basis / snap.amount
+            old = led.positions.get(snap.asset)
+            positions.append(
+                Position(
+                    snap.asset,
+                    snap.amount,
+                    avg,
+                    snap.last_price or avg,
+                    old.realized_pnl if old is not None else Decimal(0),
+                )
+            )
+        led.set_state(bs.cash, positions)
+        om = self.order_manager
+        broker_ids = {o.client_order_id or o.order_id for o in bs.orders}
+        for order in list(om.iter_open_orders()):
+            if order.id not in broker_ids and (order.broker_order_id or order.id) not in broker_ids:
+                om.mark_cancelled(order, "not open at the broker (TRUST_BROKER)")
+        for snap in bs.orders:
+            cid = snap.client_order_id or snap.order_id
+            if cid not in om.orders:
+                om.adopt(self._order_from_snapshot(snap))
+        after = {"cash": led.cash, "positions": {a.symbol: p.amount for a, p in led.positions.items()}}
+        if self.journal is not None:
+            self.journal.record("adjust", "reconciliation", before=before, after=after)
+        self.audit.warning("reconciliation_trust_broker", before=before, after=after)
+
+    # --- shutdown ----------------------------------------------------------------------------
+    async def _shutdown_internal(self) -> None:
+        if self._shutdown_done:
+            return
+        self._shutdown_done = True
+        self._stop = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.order_manager.drain()
+        if self._control is not None:
+            with contextlib.suppress(Exception):
+                await self._control.stop()
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.shutdown()
+        if self.journal is not None and self._started_at is not None:
+            try:
+                await self.checkpoint()
+            except Exception as exc:
+                log.error("final_checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(Exception):
+                await self.journal.close()
+        with contextlib.suppress(Exception):
+            await self.broker.disconnect()
+        self._running = False
+        self.audit.record("engine_stopped", status=_jsonable_status(self.get_status()))
+        self.audit.close()
+
+
+def _jsonable_status(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k != "circuit_breakers"}
+
