@@ -38,14 +38,26 @@ def main(n: int = 20000) -> None:
             coid = f"s1-{i}"
             t0 = clock()
             journal.record(
-                "intent", coid, asset=asset, amount=Decimal("0.015"), order_type="limit",
-                limit_price=Decimal("64000.10"), stop_price=None, tif="gtc", dt=now,
+                "intent",
+                coid,
+                asset=asset,
+                amount=Decimal("0.015"),
+                order_type="limit",
+                limit_price=Decimal("64000.10"),
+                stop_price=None,
+                tif="gtc",
+                dt=now,
                 strategy="bench",
             )
             t1 = clock()
             journal.record(
-                "fill", coid, fill_id=f"f{i}", amount=Decimal("0.015"),
-                price=Decimal("64000.10"), commission=Decimal("0.96"), dt=now,
+                "fill",
+                coid,
+                fill_id=f"f{i}",
+                amount=Decimal("0.015"),
+                price=Decimal("64000.10"),
+                commission=Decimal("0.96"),
+                dt=now,
             )
             t2 = clock()
             intents.append(t1 - t0)
@@ -63,8 +75,10 @@ def main(n: int = 20000) -> None:
     print(f"record intent: median {im:.2f} us, p99 {ip:.2f} us")
     print(f"record fill:   median {fm:.2f} us, p99 {fp:.2f} us")
     print(f"one fsync after {2 * n} records: {fsync_ms:.2f} ms")
-    print(f"replay {state.record_count} records ({size / 1e6:.1f} MB): {replay_s * 1e3:.0f} ms "
-          f"({state.record_count / replay_s:,.0f} records/s)")
+    print(
+        f"replay {state.record_count} records ({size / 1e6:.1f} MB): {replay_s * 1e3:.0f} ms "
+        f"({state.record_count / replay_s:,.0f} records/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -176,9 +176,17 @@ def test_rule_trigger_yields_the_fire_times_sequence():
 
 
 @pytest.mark.parametrize(
-    ("name", "code"), [("NYSE", "XNYS"), ("nasdaq", "XNYS"), ("LSE", "XLON"), ("CME", "CMES"),
-                       ("CRYPTO", "24/7"), ("24/7", "24/7"), ("XTKS", "XTKS")],
-)  # fmt: skip
+    ("name", "code"),
+    [
+        ("NYSE", "XNYS"),
+        ("nasdaq", "XNYS"),  # exchange_calendars aliases XNAS to XNYS (identical sessions)
+        ("LSE", "XLON"),
+        ("CME", "CMES"),
+        ("CRYPTO", "24/7"),
+        ("24/7", "24/7"),
+        ("XTKS", "XTKS"),
+    ],
+)
 def test_exchange_names_resolve_to_calendar_codes(name, code):
     assert resolve_calendar_name(name) == code
 

@@ -16,7 +16,7 @@ them (one per session of the asset's calendar).
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
@@ -319,20 +319,45 @@ def _parse_file(path: Path, timezone: str) -> pl.DataFrame:
     frame = frame.with_columns(
         symbol.alias("symbol"), pl.lit(str(path)).alias("_file"), pl.lit(where.unit).alias("_unit")
     )
-    _first_bad(
+    # Every check notes its first bad line; the earliest line of all is reported, so the
+    # user fixes the file top to bottom.
+    problems = _Problems(where)
+    problems.first(
         frame,
-        (pl.col("symbol").is_null()) | (pl.col("symbol") == ""),
-        where,
+        pl.col("symbol").is_null() | (pl.col("symbol") == ""),
         "symbol",
         "missing symbol; fill it in or remove the row",
     )
-
-    values = {col: _parse_numbers(frame, col, where) for col in VALUE_COLUMNS}
-    frame = frame.with_columns(pl.Series(col, s) for col, s in values.items())
-    _check_bars(frame, where)
-    return frame.with_columns(_parse_times(frame, time_col, where, timezone)).select(
+    times = _parse_times(frame, time_col, timezone, problems)
+    values = [_parse_numbers(frame, col, problems) for col in VALUE_COLUMNS]
+    frame = frame.with_columns(*times, *values)
+    _check_bars(frame, problems)
+    problems.raise_earliest()
+    return frame.select(
         "symbol", "_naive", "_aware", "_local", *VALUE_COLUMNS, "_file", "_unit", "_line"
     )
+
+
+class _Problems:
+    """The first bad line of each check; raises the earliest one as MalformedData."""
+
+    def __init__(self, where: _Where) -> None:
+        self.where = where
+        self.found: list[tuple[int, int, str]] = []
+
+    def add(self, line: int, column: str, why: str) -> None:
+        self.found.append((line, len(self.found), f"{self.where.at(line, column)}: {why}"))
+
+    def first(self, frame: pl.DataFrame, bad: pl.Expr | pl.Series, column: str, why: str) -> None:
+        if isinstance(bad, pl.Series):
+            bad = pl.lit(bad)
+        line = frame.select(pl.col("_line").filter(bad).first()).item()
+        if line is not None:
+            self.add(line, column, why)
+
+    def raise_earliest(self) -> None:
+        if self.found:
+            raise MalformedData(min(self.found)[2])
 
 
 def _empty() -> pl.DataFrame:
@@ -350,51 +375,50 @@ def _empty() -> pl.DataFrame:
     )
 
 
-def _first_bad(frame: pl.DataFrame, bad: pl.Expr, where: _Where, column: str, why: str) -> None:
-    hits = frame.select(pl.col("_line").filter(bad).first()).item()
-    if hits is not None:
-        raise MalformedData(f"{where.at(hits, column)}: {why}")
-
-
-def _parse_numbers(frame: pl.DataFrame, col: str, where: _Where) -> pl.Series:
+def _parse_numbers(frame: pl.DataFrame, col: str, problems: _Problems) -> pl.Series:
+    """Text -> Decimal(38, 8) exactly; a bad cell becomes null and is noted in ``problems``."""
     text = frame[col].str.strip_chars()
     missing = text.is_null() | (text == "")
-    if missing.any():
-        line = frame["_line"].filter(missing)[0]
-        raise MalformedData(
-            f"{where.at(line, col)}: missing value; every bar needs open, high, low, close "
-            "and volume — fill it in or remove the row"
-        )
-    plain = text.str.contains(_PLAIN_NUMBER)
-    if not plain.all():
-        # Rare forms (1e-05, or too many digits): decide row by row with exact Decimal.
+    problems.first(
+        frame,
+        missing,
+        col,
+        "missing value; every bar needs open, high, low, close and volume — fill it in or "
+        "remove the row",
+    )
+    plain = text.str.contains(_PLAIN_NUMBER).fill_null(False)
+    odd = (~plain & ~missing).arg_true().to_list()
+    if odd:
+        # Rare forms (1e-05, too many digits, junk): decide row by row with exact Decimal.
         fixed = text.to_list()
         lines = frame["_line"].to_list()
-        for i in plain.not_().arg_true().to_list():
-            fixed[i] = _exact_plain(fixed[i], where.at(lines[i], col))
+        for i in odd:
+            fixed[i], why = _exact_plain(fixed[i])
+            if why is not None:
+                problems.add(lines[i], col, why)
+                break  # later rows cannot be the earliest problem of this column
         text = pl.Series(col, fixed, dtype=pl.Utf8)
-    return text.cast(DECIMAL_DTYPE).alias(col)
+    return text.cast(DECIMAL_DTYPE, strict=False).alias(col)
 
 
-def _exact_plain(value: str, where: str) -> str:
+def _exact_plain(value: str) -> tuple[str | None, str | None]:
+    """(plain decimal text, None) for an exactly storable number, else (None, why not)."""
     try:
         number = Decimal(value)
     except InvalidOperation:
-        raise MalformedData(
-            f"{where}: {value!r} is not a number; write a plain decimal such as 185.25"
-        ) from None
+        return None, f"{value!r} is not a number; write a plain decimal such as 185.25"
     if not number.is_finite():
-        raise MalformedData(f"{where}: {value!r} is not a finite number; fix or remove the row")
+        return None, f"{value!r} is not a finite number; fix or remove the row"
     if abs(number) >= _MAX_NUMBER or number != number.quantize(_EIGHT_PLACES, ROUND_DOWN):
-        raise MalformedData(
-            f"{where}: {value!r} needs more than 8 decimal places or 30 integer digits, which "
-            "a bundle cannot store exactly; round it to 8 decimal places"
+        return None, (
+            f"{value!r} needs more than 8 decimal places or 30 integer digits, which a bundle "
+            "cannot store exactly; round it to 8 decimal places"
         )
-    return format(number, "f")
+    return format(number, "f"), None
 
 
-def _check_bars(frame: pl.DataFrame, where: _Where) -> None:
-    """The first row breaking an OHLCV rule, in line order, raises MalformedData."""
+def _check_bars(frame: pl.DataFrame, problems: _Problems) -> None:
+    """Note the first row breaking each OHLCV rule (rows with unparsed cells are skipped)."""
     o, h, lo, c, v = (pl.col(x) for x in VALUE_COLUMNS)
     zero = pl.lit(0, dtype=DECIMAL_DTYPE)
     rules: list[tuple[pl.Expr, str, str]] = [
@@ -405,26 +429,27 @@ def _check_bars(frame: pl.DataFrame, where: _Where) -> None:
         ((c < lo) | (c > h), "close", "close is outside [low, high]"),
     ]
     found = frame.select(
-        *[pl.col("_line").filter(bad).first().alias(str(i)) for i, (bad, _, _) in enumerate(rules)]
+        *[
+            pl.col("_line").filter(bad.fill_null(False)).first().alias(str(i))
+            for i, (bad, _, _) in enumerate(rules)
+        ]
     ).row(0)
-    hits = [(line, i) for i, line in enumerate(found) if line is not None]
-    if not hits:
-        return
-    line, i = min(hits)
-    _, column, why = rules[i]
-    row = frame.filter(pl.col("_line") == line).row(0, named=True)
-    shown = ", ".join(f"{k}={row[k].normalize():f}" for k in VALUE_COLUMNS)
-    raise MalformedData(f"{where.at(line, column)}: {why} ({shown}); fix the row or remove it")
+    for (_, column, why), line in zip(rules, found, strict=True):
+        if line is not None:
+            row = frame.filter(pl.col("_line") == line).row(0, named=True)
+            shown = ", ".join(f"{k}={row[k].normalize():f}" for k in VALUE_COLUMNS)
+            problems.add(line, column, f"{why} ({shown}); fix the row or remove it")
 
 
-def _parse_times(frame: pl.DataFrame, col: str, where: _Where, timezone: str) -> list[pl.Series]:
-    """Two columns: naive local timestamps (read in ``timezone`` later) and aware UTC ones."""
+def _parse_times(
+    frame: pl.DataFrame, col: str, timezone: str, problems: _Problems
+) -> list[pl.Series]:
+    """Naive stamps (as written), aware ones (UTC), and the naive ones read in ``timezone``."""
     source = frame[col]
     n = frame.height
     if source.dtype.is_temporal():
         if source.dtype == pl.Date:
             source = source.cast(pl.Datetime("us"))
-        source = source.cast(pl.Datetime(source.dtype.time_unit or "us", source.dtype.time_zone))
         if source.dtype.time_zone is None:
             naive = source.dt.cast_time_unit("us")
             aware = pl.Series([None] * n, dtype=pl.Datetime("us", "UTC"))
@@ -437,34 +462,42 @@ def _parse_times(frame: pl.DataFrame, col: str, where: _Where, timezone: str) ->
             .str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt]", "$1 ")
             .str.replace(r"\s*(?:[Zz]|UTC)$", "+00:00")
         )
-        naive = pl.coalesce(
+        naive = _first_match(
             text.str.to_datetime(f, strict=False, time_unit="us") for f in _NAIVE_FORMATS
         )
-        aware = pl.coalesce(
+        aware = _first_match(
             text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
             for f in _AWARE_FORMATS
         )
     bad = naive.is_null() & aware.is_null()
     if bad.any():
-        line = frame["_line"].filter(bad)[0]
         value = frame[col].filter(bad)[0]
-        raise MalformedData(
-            f"{where.at(line, col)}: cannot read {value!r} as a date/time; {_DATE_HINT}"
-        )
+        problems.first(frame, bad, col, f"cannot read {value!r} as a date/time; {_DATE_HINT}")
     # a naive time that does not exist (or exists twice) in ``timezone`` is an error too
     local = naive.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
     bad = naive.is_not_null() & local.is_null()
     if bad.any():
-        line = frame["_line"].filter(bad)[0]
-        raise MalformedData(
-            f"{where.at(line, col)}: {frame[col].filter(bad)[0]!r} does not exist or is "
-            f"ambiguous in time zone {timezone} (a DST change); add a UTC offset"
+        problems.first(
+            frame,
+            bad,
+            col,
+            f"{frame[col].filter(bad)[0]!r} does not exist or is ambiguous in time zone "
+            f"{timezone} (a DST change); add a UTC offset",
         )
     return [
         naive.alias("_naive"),
         aware.alias("_aware"),
         local.dt.convert_time_zone("UTC").alias("_local"),
     ]
+
+
+def _first_match(candidates: Iterable[pl.Series]) -> pl.Series:
+    """Element-wise first non-null across parses with different formats."""
+    out: pl.Series | None = None
+    for series in candidates:
+        out = series if out is None else out.fill_null(series)
+    assert out is not None
+    return out
 
 
 # --- whole ingest -------------------------------------------------------------------

@@ -232,6 +232,10 @@ class LiveTradingEngine:
             "reconciliations": 0,
         }
         self.stop_after_market_events: int | None = None
+        self.max_drawdown = Decimal(0)
+        self.value_history: list[Decimal] = []
+        self._peak_value = Decimal(0)
+        self._value_day: Any = None
         self.on_progress: Callable[[LiveTradingEngine], None] | None = None
         self._control: Any = None
         self._control_enabled = control_socket
@@ -669,7 +673,11 @@ class LiveTradingEngine:
                 q.put_nowait(urgent)
                 break
         if positions:
-            self.circuit_breakers.on_portfolio_value(led.portfolio_value, ev.dt)
+            pv = led.portfolio_value
+            self.circuit_breakers.on_portfolio_value(pv, ev.dt)
+        else:
+            pv = led.cash
+        self._track_value(pv, ev.dt)
         if not self._paused:
             ex.on_market_data(ev)
         limit = self.stop_after_market_events
@@ -677,6 +685,20 @@ class LiveTradingEngine:
             self._stop = True
         if self.on_progress is not None:
             self.on_progress(self)
+
+    def _track_value(self, pv: Decimal, dt: datetime) -> None:
+        if pv > self._peak_value:
+            self._peak_value = pv
+        elif self._peak_value > 0:
+            dd = (self._peak_value - pv) / self._peak_value
+            if dd > self.max_drawdown:
+                self.max_drawdown = dd
+        day = dt.date()
+        if day != self._value_day:
+            self._value_day = day
+            self.value_history.append(pv)
+        else:
+            self.value_history[-1] = pv
 
     def _on_scheduled(self, ev: ScheduledTriggerEvent) -> None:
         self.stats["scheduled_triggers"] += 1
@@ -742,7 +764,7 @@ class LiveTradingEngine:
             portfolio_value=led.portfolio_value,
             cash=led.cash,
             positions=[
-                PositionSnapshot(p.asset, p.amount, p.cost_basis * p.amount, p.last_price)
+                PositionSnapshot(p.asset, p.amount, p.total_cost, p.last_price)
                 for p in led.positions.values()
             ],
             pending_orders=[
@@ -798,7 +820,7 @@ class LiveTradingEngine:
     def _local_snapshots(self) -> tuple[list[PositionSnapshot], Decimal, list[OrderSnapshot]]:
         led = self.ledger
         positions = [
-            PositionSnapshot(p.asset, p.amount, p.cost_basis * p.amount, p.last_price)
+            PositionSnapshot(p.asset, p.amount, p.total_cost, p.last_price)
             for p in led.positions.values()
         ]
         orders = [

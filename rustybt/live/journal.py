@@ -213,9 +213,7 @@ def _apply(state: JournalState, rec: dict[str, Any], line: int) -> None:
     if order is None:
         order = state.orders[coid] = JournalOrder(coid, first_seq=seq)
         if kind != "intent":
-            state.anomalies.append(
-                f"line {line}: {kind!r} for {coid!r} without a prior intent"
-            )
+            state.anomalies.append(f"line {line}: {kind!r} for {coid!r} without a prior intent")
     order.last_seq = seq
     if kind == "intent":
         if order.has_intent:
@@ -450,13 +448,9 @@ class OrderJournal:
         failed background fsync: then the order must NOT be sent.
         """
         if kind not in JOURNAL_KINDS:
-            raise JournalError(
-                f"unknown journal kind {kind!r}; use one of {sorted(JOURNAL_KINDS)}"
-            )
+            raise JournalError(f"unknown journal kind {kind!r}; use one of {sorted(JOURNAL_KINDS)}")
         if not isinstance(client_order_id, str) or not client_order_id:
-            raise JournalError(
-                f"client_order_id={client_order_id!r} must be a non-empty str"
-            )
+            raise JournalError(f"client_order_id={client_order_id!r} must be a non-empty str")
         if self._closed:
             raise JournalError(f"order journal {self.path} is closed")
         if self._fsync_error is not None:
@@ -468,6 +462,12 @@ class OrderJournal:
         clash = _RESERVED.intersection(fields)
         if clash:
             raise JournalError(f"field names {sorted(clash)} are reserved in journal records")
+        for name, value in fields.items():
+            # A NaN written now would make every later replay fail; refuse it here.
+            if type(value) is Decimal and not value.is_finite():
+                raise JournalError(
+                    f"cannot journal {kind} for {client_order_id!r}: {name}={value} is not finite"
+                )
         with self._lock:
             seq = self._seq + 1
             rec = {"seq": seq, "ts": time.time(), "kind": kind, "client_order_id": client_order_id}
@@ -475,7 +475,9 @@ class OrderJournal:
             try:
                 line = self._encoder.encode(rec) + b"\n"
             except (NotImplementedError, TypeError, ValueError) as exc:
-                raise JournalError(f"cannot journal {kind} for {client_order_id!r}: {exc}") from None
+                raise JournalError(
+                    f"cannot journal {kind} for {client_order_id!r}: {exc}"
+                ) from None
             try:
                 written = os.write(self._fd, line)
                 if written != len(line):
@@ -595,4 +597,3 @@ class OrderJournal:
 
     def __repr__(self) -> str:
         return f"OrderJournal({str(self.path)!r}, last_seq={self._seq})"
-

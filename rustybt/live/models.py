@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from rustybt.assets import Asset, asset_from_dict
@@ -47,7 +47,7 @@ __all__ = [
 
 
 # --- enums ---------------------------------------------------------------------------
-class ReconciliationStrategy(str, Enum):
+class ReconciliationStrategy(StrEnum):
     """What the engine does when reconciliation finds a difference."""
 
     WARN_ONLY = "warn_only"
@@ -58,10 +58,10 @@ class ReconciliationStrategy(str, Enum):
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
-class DiscrepancySeverity(str, Enum):
+class DiscrepancySeverity(StrEnum):
     """How bad a discrepancy is; ordered ``INFO < WARNING < CRITICAL``.
 
-    Being a ``str`` enum, plain string comparison would order members alphabetically
+    Being a ``StrEnum``, plain string comparison would order members alphabetically
     ("critical" < "info"), so the comparison operators are overridden to use the rank.
     """
 
@@ -118,8 +118,7 @@ def _dec(owner: str, name: str, value: Any, exc: type[Exception] = InvalidOrder)
             out = Decimal(value)
         except (InvalidOperation, ValueError):
             raise exc(
-                f"{owner}.{name}={value!r} is not a number; pass a Decimal such as "
-                "Decimal('100')"
+                f"{owner}.{name}={value!r} is not a number; pass a Decimal such as Decimal('100')"
             ) from None
     elif isinstance(value, float):
         # Only through the shortest repr, never the binary expansion (0.1 -> "0.1").
@@ -249,7 +248,7 @@ def decode_state_value(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
-        (key, inner), = value.items()
+        ((key, inner),) = value.items()
         if key in _TAGS:
             return _decode_tag(key, inner)
     return {k: decode_state_value(x) for k, x in value.items()}
@@ -549,9 +548,7 @@ class StateCheckpoint:
                 portfolio_value=Decimal(data["portfolio_value"]),
                 cash=Decimal(data["cash"]),
                 positions=[PositionSnapshot.from_dict(p) for p in data.get("positions", [])],
-                pending_orders=[
-                    OrderSnapshot.from_dict(o) for o in data.get("pending_orders", [])
-                ],
+                pending_orders=[OrderSnapshot.from_dict(o) for o in data.get("pending_orders", [])],
                 strategy_name=data.get("strategy_name"),
                 strategy_state=decode_state_value(data.get("strategy_state", {})),
                 breaker_state=decode_state_value(data.get("breaker_state", {})),
@@ -667,9 +664,7 @@ class BrokerState:
             "positions": [p.to_dict() for p in self.positions],
             "cash": str(self.cash),
             "open_orders": [o.to_dict() for o in self.open_orders],
-            "portfolio_value": None
-            if self.portfolio_value is None
-            else str(self.portfolio_value),
+            "portfolio_value": None if self.portfolio_value is None else str(self.portfolio_value),
             "buying_power": None if self.buying_power is None else str(self.buying_power),
         }
 

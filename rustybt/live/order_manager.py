@@ -211,7 +211,17 @@ class LiveOrderManager(Blotter):
                 commission=event.commission,
                 dt=event.dt,
             )
-        self.apply_fill(order, event.amount, event.price, event.commission, event.dt)
+        if order.is_open:
+            self.apply_fill(order, event.amount, event.price, event.commission, event.dt)
+        else:
+            # The venue filled an order we already consider closed (a fill that raced a
+            # cancel): the broker is the truth about what happened, so settle the ledger
+            # and flag it loudly.
+            self.ledger.apply_fill(order.asset, event.amount, event.price, event.commission)
+            self.fill_count += 1
+            self.audit.warning(
+                "fill_after_terminal_state", client_order_id=order.id, status=order.status.value
+            )
         self._applied_fills.add(event.fill_id)
         self.audit.record(
             "fill",

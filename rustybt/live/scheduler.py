@@ -215,7 +215,7 @@ class TradingScheduler:
         self.missed_count = 0
         self._jobs: dict[str, _Job] = {}
         self._finished: dict[str, _Job] = {}  # one-off jobs done firing; their events may be queued
-        self._cancelled: set[str] = set()
+        self._cancelled: dict[str, None] = {}  # insertion-ordered set, trimmed like _finished
         self._seq = itertools.count()
         self._started = False
         self._start_pending = False
@@ -251,6 +251,12 @@ class TradingScheduler:
     def now(self) -> datetime:
         return self.clock.now() if self.clock is not None else datetime.now(UTC)
 
+    def _on_scheduler_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is getattr(self._aps, "_eventloop", None)
+        except RuntimeError:
+            return False
+
     def start(self) -> None:
         """Begin firing jobs. Idempotent.
 
@@ -263,9 +269,11 @@ class TradingScheduler:
         if self._aps is None:
             # Like APScheduler, jobs added before start count from the start time.
             now = self.now()
-            for job in self._jobs.values():
+            for job in list(self._jobs.values()):
                 if not job.paused:
                     job.next_run_time = job.trigger.get_next_fire_time(None, now)
+                    if job.next_run_time is None:
+                        self._finish(job)
             self._started = True
             self._start_pending = False
             log.info("scheduler_started", mode="simulated", jobs=len(self._jobs))
@@ -286,8 +294,15 @@ class TradingScheduler:
 
     def shutdown(self, wait: bool = False) -> None:
         """Stop firing. Queued trigger events stay queued. Idempotent."""
-        if self._aps is not None and self._aps.running:
-            self._aps.shutdown(wait=wait)
+        aps = self._aps
+        if aps is not None and aps.running:
+            direct = getattr(type(aps)._shutdown, "__wrapped__", None)
+            if direct is not None and self._on_scheduler_loop():
+                # AsyncIOScheduler.shutdown only schedules itself for the next loop turn; on
+                # the loop we stop now, so no timer can fire after shutdown() returns.
+                direct(aps, wait)
+            else:
+                aps.shutdown(wait=wait)
         if self._started:
             log.info("scheduler_shutdown", jobs=len(self._jobs))
         self._started = False
@@ -382,15 +397,20 @@ class TradingScheduler:
                 ),
             )
             trig, desc, default_id = self._interval(
-                interval_seconds, interval_minutes, interval_hours, interval_days,
-                start_date, end_date, tz,
-            )  # fmt: skip
+                interval_seconds,
+                interval_minutes,
+                interval_hours,
+                interval_days,
+                start_date,
+                end_date,
+                tz,
+            )
         elif trigger == "date":
             self._reject_extra("date", given, allowed=("run_date",))
             grace = (
                 self.misfire_grace_seconds
                 if misfire_grace_seconds is _UNSET
-                else (misfire_grace_seconds)
+                else self._check_grace(misfire_grace_seconds)
             )
             trig, desc, default_id = self._date(run_date, tz, grace)
         elif trigger in ("market_open", "market_close"):
@@ -403,10 +423,10 @@ class TradingScheduler:
                 f"unknown trigger {trigger!r}: use one of {', '.join(TRIGGER_TYPES)} "
                 f"or an APScheduler trigger instance"
             )
+        job_id = default_id if job_id is None else job_id
         return self._register(
-            trig, callback, default_id if job_id is None else job_id, desc, misfire_grace_seconds, coalesce,
-            replace_existing,
-        )  # fmt: skip
+            trig, callback, job_id, desc, misfire_grace_seconds, coalesce, replace_existing
+        )
 
     def schedule_market_open(
         self,
@@ -424,9 +444,14 @@ class TradingScheduler:
         ``timezone`` only sets how next-run times are shown; the instant is the exchange's.
         """
         return self.add_job(
-            "market_open", callback, job_id=job_id, exchange=exchange, timezone=timezone,
-            offset_minutes=offset_minutes, replace_existing=replace_existing,
-        )  # fmt: skip
+            "market_open",
+            callback,
+            job_id=job_id,
+            exchange=exchange,
+            timezone=timezone,
+            offset_minutes=offset_minutes,
+            replace_existing=replace_existing,
+        )
 
     def schedule_market_close(
         self,
@@ -444,9 +469,14 @@ class TradingScheduler:
         Default id ``market_close_<EXCHANGE>`` (plus ``_<+N>m`` with an offset).
         """
         return self.add_job(
-            "market_close", callback, job_id=job_id, exchange=exchange, timezone=timezone,
-            offset_minutes=offset_minutes, replace_existing=replace_existing,
-        )  # fmt: skip
+            "market_close",
+            callback,
+            job_id=job_id,
+            exchange=exchange,
+            timezone=timezone,
+            offset_minutes=offset_minutes,
+            replace_existing=replace_existing,
+        )
 
     def schedule_rule(
         self,
@@ -489,7 +519,8 @@ class TradingScheduler:
                 self._aps.remove_job(job_id)
             except JobLookupError:
                 pass  # APScheduler already dropped an exhausted one-off job
-        self._cancelled.add(job_id)
+        self._cancelled[job_id] = None
+        _trim(self._cancelled)
         log.info("scheduled_job_removed", job_id=job_id, runs=job.run_count)
 
     def pause_job(self, job_id: str) -> None:
@@ -594,12 +625,16 @@ class TradingScheduler:
             if nxt <= runs[-1]:
                 raise SchedulerError(f"trigger of job {job.job_id!r} does not move forward")
             if len(runs) >= _MAX_CATCH_UP_RUNS:
-                # Jump over the rest of the backlog: it is all older than the runs we keep
-                # and the policy would drop it anyway. Counted as one more missed run.
-                job.missed_count += 1
-                self.missed_count += 1
-                nxt = job.trigger.get_next_fire_time(None, now)
-                if nxt is not None and nxt <= now:
+                # Too long a backlog to enumerate: keep only the runs still inside the grace
+                # window (the policy would drop the older ones anyway) and count the rest.
+                dropped = len(runs)
+                job.missed_count += dropped
+                self.missed_count += dropped
+                log.warning("scheduled_backlog_truncated", job_id=job.job_id, dropped=dropped)
+                grace = job.misfire_grace_seconds or 0.0
+                runs = []
+                nxt = job.trigger.get_next_fire_time(None, now - timedelta(seconds=grace))
+                while nxt is not None and nxt <= now and len(runs) < _MAX_CATCH_UP_RUNS:
                     runs.append(nxt)
                     nxt = job.trigger.get_next_fire_time(nxt, now)
                 break
@@ -611,7 +646,7 @@ class TradingScheduler:
     def _on_due(self, job_id: str, run_times: list[datetime], now: datetime) -> None:
         """Apply the misfire policy to overdue ``run_times`` and fire what survives."""
         job = self._jobs.get(job_id) or self._finished.get(job_id)
-        if job is None:
+        if job is None or not self._started or not run_times:
             return
         if job.coalesce and len(run_times) > 1:
             dropped = len(run_times) - 1
@@ -662,6 +697,7 @@ class TradingScheduler:
         if self._jobs.get(job.job_id) is job:
             del self._jobs[job.job_id]
             self._finished[job.job_id] = job
+            _trim(self._finished)
 
     def _run_awaitable(self, awaitable: Any, job: _Job | None, event: Any) -> bool:
         async def _await() -> None:
@@ -715,7 +751,8 @@ class TradingScheduler:
         extra = sorted(k for k, v in given.items() if v is not None and k not in allowed)
         if extra:
             raise SchedulerError(
-                f"{', '.join(extra)} do(es) not apply to a {kind} trigger; "
+                f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to the "
+                f"{kind} trigger; "
                 f"it takes: {', '.join(allowed) or 'nothing else'}"
             )
 
@@ -781,8 +818,9 @@ class TradingScheduler:
             # time never reads the wall clock.
             start = self.now() + total
         end = None if end_date is None else _require_aware(end_date, "end_date")
-        trig = IntervalTrigger(seconds=total.total_seconds(), start_date=start, end_date=end,
-                               timezone=tz)  # fmt: skip
+        trig = IntervalTrigger(
+            seconds=total.total_seconds(), start_date=start, end_date=end, timezone=tz
+        )
         secs = total.total_seconds()
         label = f"{int(secs)}s" if secs == int(secs) else f"{secs}s"
         return trig, f"interval[{label}]", f"interval:{label}"
@@ -882,7 +920,7 @@ class TradingScheduler:
             job.seq = old.seq
         self._jobs[job_id] = job
         self._finished.pop(job_id, None)
-        self._cancelled.discard(job_id)
+        self._cancelled.pop(job_id, None)
         log.info("scheduled_job_added", job_id=job_id, trigger=desc, next_run_time=str(first))
         return job_id
 
@@ -915,6 +953,15 @@ class TradingScheduler:
             "missed_count": job.missed_count,
             "last_error": job.last_error,
         }
+
+
+_KEEP_DONE_JOBS = 1000
+
+
+def _trim(records: dict[str, Any]) -> None:
+    """Bound the memory of finished/removed ids (a strategy may add one-offs all day)."""
+    while len(records) > _KEEP_DONE_JOBS:
+        del records[next(iter(records))]
 
 
 def _never_called() -> None:  # pragma: no cover - _EnqueueExecutor never calls job functions

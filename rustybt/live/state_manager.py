@@ -158,9 +158,7 @@ def _encode_checkpoint(strategy_name: str, cp: StateCheckpoint) -> bytes:
     )
     body = _ENCODER.encode(payload)
     checksum = "sha256:" + hashlib.sha256(body).hexdigest()
-    return _ENCODER.encode(
-        _Envelope(SCHEMA_VERSION, strategy_name, checksum, msgspec.Raw(body))
-    )
+    return _ENCODER.encode(_Envelope(SCHEMA_VERSION, strategy_name, checksum, msgspec.Raw(body)))
 
 
 class _BadFile(Exception):
@@ -191,8 +189,7 @@ def _decode_checkpoint(data: bytes) -> tuple[str, StateCheckpoint]:
         p = _PAYLOAD_DECODER.decode(body)
         assets = [asset_from_dict(a) for a in p.assets]
         positions = [
-            PositionSnapshot(assets[a], amount, cost, last)
-            for a, amount, cost, last in p.positions
+            PositionSnapshot(assets[a], amount, cost, last) for a, amount, cost, last in p.positions
         ]
         orders = [
             OrderSnapshot(oid, assets[a], amount, status, coid, filled, otype, lim, stop)
@@ -273,7 +270,8 @@ class StateManager:
                 "number > 0, e.g. 3600"
             )
         self.checkpoint_dir = (
-            Path(checkpoint_dir).expanduser() if checkpoint_dir is not None
+            Path(checkpoint_dir).expanduser()
+            if checkpoint_dir is not None
             else default_checkpoint_dir()
         )
         self.staleness_threshold_seconds = staleness_threshold_seconds
@@ -315,9 +313,7 @@ class StateManager:
         """
         folder = self._folder(strategy_name)
         if not isinstance(state, StateCheckpoint):
-            raise CheckpointError(
-                f"state must be a StateCheckpoint, got {type(state).__name__}"
-            )
+            raise CheckpointError(f"state must be a StateCheckpoint, got {type(state).__name__}")
         if state.strategy_name is not None and state.strategy_name != strategy_name:
             raise CheckpointMismatch(
                 f"checkpoint says strategy {state.strategy_name!r} but is being saved as "
@@ -467,9 +463,7 @@ class StateManager:
         )
 
     # --- age ------------------------------------------------------------------------
-    def get_checkpoint_age(
-        self, checkpoint: StateCheckpoint, now: datetime | None = None
-    ) -> float:
+    def get_checkpoint_age(self, checkpoint: StateCheckpoint, now: datetime | None = None) -> float:
         """Seconds since ``checkpoint.timestamp`` (``now`` defaults to the current time)."""
         current = datetime.now(UTC) if now is None else to_utc(now, "now")
         return (current - checkpoint.timestamp).total_seconds()

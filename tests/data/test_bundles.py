@@ -29,7 +29,9 @@ def _frame(rows: list[tuple[str, datetime, str, str, str, str, str]]) -> pl.Data
             "dt": pl.Series(list(cols[1]), dtype=pl.Datetime("us", "UTC")),
             **{
                 name: pl.Series(list(values)).cast(DECIMAL_DTYPE)
-                for name, values in zip(("open", "high", "low", "close", "volume"), cols[2:])
+                for name, values in zip(
+                    ("open", "high", "low", "close", "volume"), cols[2:], strict=True
+                )
             },
         }
     )

@@ -67,7 +67,11 @@ def test_one_file_per_symbol_takes_the_symbol_from_the_file_name(
     root: Path, tmp_path: Path
 ) -> None:
     header = "Date,Open,High,Low,Close,Volume\n"
-    days = ["2024-01-02,10,11,9,10.5,100", "2024-01-03,10.5,12,10,11,200", "2024-01-04,11,11,10,10,50"]
+    days = [
+        "2024-01-02,10,11,9,10.5,100",
+        "2024-01-03,10.5,12,10,11,200",
+        "2024-01-04,11,11,10,10,50",
+    ]
     a = _csv(tmp_path, days, "spy.csv", header)
     b = _csv(tmp_path, days[:2], "qqq.csv", header)
     seen: list[tuple[int, int]] = []
@@ -166,7 +170,11 @@ def test_asset_settings_apply_to_ingested_symbols(root: Path, tmp_path: Path) ->
         calendar="24/7",
     )
     asset = load_bundle("mine").asset_finder.lookup_symbol("AAA")
-    assert (asset.exchange, asset.tick_size, asset.lot_size) == ("BYBIT", Decimal("0.1"), Decimal("0.001"))
+    assert (asset.exchange, asset.tick_size, asset.lot_size) == (
+        "BYBIT",
+        Decimal("0.1"),
+        Decimal("0.001"),
+    )
 
 
 # --- malformed input: the message names file, line, column; nothing is written -----------
@@ -201,7 +209,9 @@ def test_malformed_row_names_file_line_and_column_and_writes_nothing(
 
 
 def test_line_numbers_count_blank_lines_as_the_file_does(root: Path, tmp_path: Path) -> None:
-    text = HEADER + MINUTE_ROWS[0] + "\n\n" + MINUTE_ROWS[1] + "\nAAA,2024-01-02 14:33:00,x,1,1,1,1\n"
+    text = (
+        HEADER + MINUTE_ROWS[0] + "\n\n" + MINUTE_ROWS[1] + "\nAAA,2024-01-02 14:33:00,x,1,1,1,1\n"
+    )
     path = _write(tmp_path / "gaps.csv", text)
     with pytest.raises(MalformedData, match=r"line 5, column 'open'"):
         ingest("mine", [path])
@@ -272,3 +282,15 @@ def test_bad_arguments_are_config_errors(root: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="timezone"):
         ingest("mine", [good], timezone="Mars/Olympus")
     assert list_bundles() == []
+
+
+def test_the_earliest_bad_line_is_reported_whatever_the_kind_of_problem(
+    root: Path, tmp_path: Path
+) -> None:
+    rows = [
+        "AAA,2024-01-02 14:31:00,100,99,100.5,100,10",  # line 2: high below low
+        "AAA,2024-01-02 14:32:00,abc,1,1,1,1",  # line 3: not a number
+        "AAA,nope,1,1,1,1,1",  # line 4: bad date
+    ]
+    with pytest.raises(MalformedData, match=r"line 2, column 'high'"):
+        ingest("mine", [_csv(tmp_path, rows)], frequency="minute")

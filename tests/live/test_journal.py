@@ -28,8 +28,16 @@ def path(tmp_path: Path) -> Path:
 
 def _intent(j: OrderJournal, coid: str, amount: str = "10", asset=AAPL) -> None:
     j.record(
-        "intent", coid, asset=asset, amount=Decimal(amount), order_type="limit",
-        limit_price=Decimal("50.10"), stop_price=None, tif="day", dt=DT, strategy="my_strategy",
+        "intent",
+        coid,
+        asset=asset,
+        amount=Decimal(amount),
+        order_type="limit",
+        limit_price=Decimal("50.10"),
+        stop_price=None,
+        tif="day",
+        dt=DT,
+        strategy="my_strategy",
     )
 
 
@@ -70,14 +78,27 @@ def test_replay_follows_an_order_through_its_life(path: Path):
     _intent(j, "s1-1")
     j.record("submitted", "s1-1", broker_order_id="B1")
     j.record("ack", "s1-1", broker_order_id="B1")
-    j.record("fill", "s1-1", fill_id="f1", amount=Decimal("4"), price=Decimal("50"),
-             commission=Decimal("0.1"), dt=DT)
+    j.record(
+        "fill",
+        "s1-1",
+        fill_id="f1",
+        amount=Decimal("4"),
+        price=Decimal("50"),
+        commission=Decimal("0.1"),
+        dt=DT,
+    )
     state = OrderJournal.replay(path)
     order = state.get("s1-1")
     assert order.status == "partially_filled" and order.filled == Decimal("4")
     assert order.remaining == Decimal("6")
-    j.record("fill", "s1-1", fill_id="f2", amount=Decimal("6"), price=Decimal("51"),
-             commission=Decimal("0.1"))
+    j.record(
+        "fill",
+        "s1-1",
+        fill_id="f2",
+        amount=Decimal("6"),
+        price=Decimal("51"),
+        commission=Decimal("0.1"),
+    )
     j.close_sync()
     state = OrderJournal.replay(path)
     order = state.get("s1-1")
@@ -94,8 +115,14 @@ def test_a_replayed_fill_id_is_counted_once(path: Path):
     j = OrderJournal(path)
     _intent(j, "s1-1")
     for _ in range(3):
-        j.record("fill", "s1-1", fill_id="f1", amount=Decimal("4"), price=Decimal("50"),
-                 commission=Decimal("0"))
+        j.record(
+            "fill",
+            "s1-1",
+            fill_id="f1",
+            amount=Decimal("4"),
+            price=Decimal("50"),
+            commission=Decimal("0"),
+        )
     j.close_sync()
     state = OrderJournal.replay(path)
     assert state.get("s1-1").filled == Decimal("4")
@@ -262,6 +289,7 @@ def test_a_line_that_is_json_but_not_a_record_raises(path: Path):
         ("intent", "", {}, "client_order_id"),
         ("intent", "a", {"seq": 5}, "reserved"),
         ("intent", "a", {"blob": object()}, "cannot journal"),
+        ("fill", "a", {"amount": Decimal("NaN")}, "not finite"),
     ],
 )
 def test_bad_records_are_refused_and_nothing_is_written(path, kind, coid, fields, fragment):

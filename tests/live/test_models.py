@@ -50,7 +50,11 @@ def test_strategy_enums_have_lowercase_values():
 
 
 def test_severity_orders_by_rank_not_alphabetically():
-    info, warn, crit = DiscrepancySeverity.INFO, DiscrepancySeverity.WARNING, DiscrepancySeverity.CRITICAL
+    info, warn, crit = (
+        DiscrepancySeverity.INFO,
+        DiscrepancySeverity.WARNING,
+        DiscrepancySeverity.CRITICAL,
+    )
     assert info < warn < crit
     assert crit > info and crit >= crit and info <= info
     assert max([warn, crit, info]) is crit
@@ -173,8 +177,14 @@ def test_checkpoint_to_dict_from_dict_round_trips_every_field():
         ],
         pending_orders=[
             OrderSnapshot(
-                "b-1", BTC, Decimal("-0.1"), "partially_filled", "s1-7", Decimal("0.05"),
-                "limit", Decimal("64000.10"),
+                "b-1",
+                BTC,
+                Decimal("-0.1"),
+                "partially_filled",
+                "s1-7",
+                Decimal("0.05"),
+                "limit",
+                Decimal("64000.10"),
             )
         ],
         strategy_name="my_strategy",

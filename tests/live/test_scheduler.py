@@ -374,6 +374,19 @@ def test_per_job_misfire_policy_overrides_the_scheduler_default():
     assert [e.job_id for e in _drain(queue)] == ["lenient", "lenient"]
 
 
+def test_a_very_long_backlog_is_truncated_but_the_run_inside_the_grace_window_still_fires():
+    scheduler, clock, queue = _sim(_utc(2024, 5, 1, 0, 0, 30), misfire_grace_seconds=60)
+    scheduler.add_job("cron", lambda: None, cron="* * * * *", job_id="every_minute")
+    scheduler.pause()
+    clock.advance_to(_utc(2024, 5, 9, 0, 0, 30))  # 8 days = 11,520 missed minutes
+    with capture_logs() as logs:
+        scheduler.resume()
+    assert [e.scheduled_time for e in _drain(queue)] == [_utc(2024, 5, 9)]
+    assert scheduler.get_job("every_minute")["missed_count"] >= 10_000
+    assert any(e["event"] == "scheduled_backlog_truncated" for e in logs)
+    assert scheduler.get_job("every_minute")["next_run_time"] == _utc(2024, 5, 9, 0, 1)
+
+
 # --- bad input --------------------------------------------------------------------------------
 def test_bad_cron_string_names_the_cron_and_the_problem():
     scheduler, clock, queue = _sim(_utc(2024, 5, 1))
@@ -585,3 +598,14 @@ async def test_realtime_list_pause_resume_and_remove():
             scheduler.remove_job("close")
     finally:
         scheduler.shutdown()
+
+
+async def test_realtime_shutdown_on_the_loop_stops_firing_at_once():
+    queue = EventQueue()
+    scheduler = TradingScheduler(event_queue=queue)
+    scheduler.start()
+    scheduler.add_job("interval", lambda: None, interval_seconds=0.01, job_id="fast")
+    scheduler.shutdown()
+    assert not scheduler.running
+    await asyncio.sleep(0.05)  # several intervals: nothing may fire after shutdown
+    assert queue.qsize() == 0

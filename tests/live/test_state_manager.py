@@ -47,7 +47,13 @@ def _cp(cash: str = "5000", **kw) -> StateCheckpoint:
         pending_orders=[
             OrderSnapshot("order1", AAPL, Decimal("50"), "pending", "s1-1"),
             OrderSnapshot(
-                "order2", BTC, Decimal("-0.1"), "open", None, Decimal("0.02"), "limit",
+                "order2",
+                BTC,
+                Decimal("-0.1"),
+                "open",
+                None,
+                Decimal("0.02"),
+                "limit",
                 Decimal("64000.1"),
             ),
         ],
@@ -263,7 +269,9 @@ async def test_async_save_and_load_round_trip(manager: StateManager):
 def test_thousand_positions_and_orders_round_trip(manager: StateManager):
     assets = [Equity(f"S{i}", sid=i) for i in range(1000)]
     cp = _cp(
-        positions=[PositionSnapshot(a, Decimal(i + 1), Decimal(i) * 3) for i, a in enumerate(assets)],
+        positions=[
+            PositionSnapshot(a, Decimal(i + 1), Decimal(i) * 3) for i, a in enumerate(assets)
+        ],
         pending_orders=[
             OrderSnapshot(f"o{i}", a, Decimal(-1), "open", f"c{i}") for i, a in enumerate(assets)
         ],
@@ -273,8 +281,9 @@ def test_thousand_positions_and_orders_round_trip(manager: StateManager):
     assert loaded.positions == cp.positions and loaded.pending_orders == cp.pending_orders
 
 
-_decimals = st.decimals(allow_nan=False, allow_infinity=False, places=8, min_value=-10**9,
-                        max_value=10**9)
+_decimals = st.decimals(
+    allow_nan=False, allow_infinity=False, places=8, min_value=-(10**9), max_value=10**9
+)
 
 
 @settings(max_examples=50, deadline=None)
@@ -283,9 +292,7 @@ def test_any_valid_checkpoint_round_trips(tmp_path_factory, cash, amounts, seq):
     manager = StateManager(tmp_path_factory.mktemp("ck"))
     cp = _cp(
         cash=str(cash),
-        positions=[
-            PositionSnapshot(Equity(f"A{i}"), a, a * 2) for i, a in enumerate(amounts)
-        ],
+        positions=[PositionSnapshot(Equity(f"A{i}"), a, a * 2) for i, a in enumerate(amounts)],
         order_sequence=seq,
         strategy_state={"values": list(amounts)},
     )
