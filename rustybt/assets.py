@@ -142,9 +142,7 @@ class Asset:
     def validate_price(self, name: str, price: Decimal) -> None:
         """Raise :class:`InvalidOrder` unless ``price`` is finite, positive and on tick."""
         if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
-            raise InvalidOrder(
-                f"{name}={price!r} for {self.symbol} must be a finite Decimal > 0"
-            )
+            raise InvalidOrder(f"{name}={price!r} for {self.symbol} must be a finite Decimal > 0")
         if price % self.tick_size != 0:
             raise InvalidOrder(
                 f"{name}={price} for {self.symbol} is off tick (tick size {self.tick_size}); "

@@ -105,7 +105,11 @@ class BacktestResult:
         return pl.DataFrame(_stringify_rows(rows)) if rows else pl.DataFrame()
 
     def transactions_frame(self) -> pl.DataFrame:
-        return pl.DataFrame(_stringify_rows(self.transactions)) if self.transactions else pl.DataFrame()
+        return (
+            pl.DataFrame(_stringify_rows(self.transactions))
+            if self.transactions
+            else pl.DataFrame()
+        )
 
     def save(self, directory: str | Path) -> Path:
         out = Path(directory)
@@ -119,9 +123,7 @@ class BacktestResult:
 def _stringify_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Decimals are written as exact strings: Parquet readers everywhere read them back
     # without a float detour, and mixed scales in one column cannot lose digits.
-    return [
-        {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()} for row in rows
-    ]
+    return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()} for row in rows]
 
 
 class _BacktestBlotter(Blotter):

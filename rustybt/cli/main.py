@@ -144,7 +144,9 @@ def run(
     table = Table(title=f"Backtest: {result.strategy} on {bundle}", show_header=False)
     for k, v in format_summary(result.summary):
         table.add_row(k, v)
-    table.add_row("Bars", f"{result.bars:,} ({result.bars / max(result.wall_seconds, 1e-9):,.0f}/s)")
+    table.add_row(
+        "Bars", f"{result.bars:,} ({result.bars / max(result.wall_seconds, 1e-9):,.0f}/s)"
+    )
     console.print(table)
     console.print(f"results saved to {out}")
 
@@ -372,7 +374,9 @@ def _run_engine(engine: Any, show_progress: bool) -> int:
         rejects=st["rejects"],
     )
     summary["max_drawdown"] = engine.max_drawdown
-    table = Table(title=f"Paper session {engine.session_id}: {engine.strategy_name}", show_header=False)
+    table = Table(
+        title=f"Paper session {engine.session_id}: {engine.strategy_name}", show_header=False
+    )
     for k, v in format_summary(summary):
         if k != "Sharpe (annualised)":
             table.add_row(k, v)

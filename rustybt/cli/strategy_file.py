@@ -31,9 +31,7 @@ def load_strategy(path: str | Path, class_name: str | None = None) -> TradingAlg
     try:
         namespace: dict[str, Any] = runpy.run_path(str(p), run_name="__rustybt_strategy__")
     except Exception as exc:
-        raise StrategyLoadError(
-            f"{p} failed to load: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise StrategyLoadError(f"{p} failed to load: {type(exc).__name__}: {exc}") from exc
     classes = [
         v
         for v in namespace.values()

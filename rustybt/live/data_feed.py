@@ -89,7 +89,9 @@ class DataFeed:
         self.replaying = False
 
     # --- replay ---------------------------------------------------------------------------
-    def configure_replay(self, assets: list[Asset] | None, skip_until: datetime | None = None) -> int:
+    def configure_replay(
+        self, assets: list[Asset] | None, skip_until: datetime | None = None
+    ) -> int:
         """Prepare a replay of ``assets`` (all bundle assets if None); returns bar times."""
         portal = self.portal
         if portal is None:
@@ -127,7 +129,9 @@ class DataFeed:
             r = cur.rows[i]
             if r >= 0:
                 b = cur.bars
-                bars.append(Bar(cur.asset, dt, b.open[r], b.high[r], b.low[r], b.close[r], b.volume[r]))
+                bars.append(
+                    Bar(cur.asset, dt, b.open[r], b.high[r], b.low[r], b.close[r], b.volume[r])
+                )
         return MarketDataEvent(dt, bars, time.perf_counter_ns())
 
     def unread(self) -> None:
@@ -159,8 +163,10 @@ class DataFeed:
         if isinstance(item, dict):
             get = item.get
         else:
+
             def get(key: str, default: Any = None) -> Any:
                 return getattr(item, key, default)
+
         asset = get("asset")
         if asset is None:
             symbol = get("symbol")
@@ -174,7 +180,9 @@ class DataFeed:
             try:
                 dt = datetime.fromisoformat(str(dt))
             except ValueError:
-                raise MalformedVenueMessage(f"market data timestamp {dt!r} is not ISO 8601") from None
+                raise MalformedVenueMessage(
+                    f"market data timestamp {dt!r} is not ISO 8601"
+                ) from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
         price = get("price")
@@ -196,7 +204,9 @@ class DataFeed:
             raise MalformedVenueMessage(f"market data {item!r} has a non-numeric field") from None
         if not close.is_finite() or close <= 0:
             raise MalformedVenueMessage(f"market data price {price!r} must be a finite number > 0")
-        return MarketDataEvent(dt, [Bar(asset, dt, open_, high, low, close, volume)], time.perf_counter_ns())
+        return MarketDataEvent(
+            dt, [Bar(asset, dt, open_, high, low, close, volume)], time.perf_counter_ns()
+        )
 
     async def pump_broker(
         self,

@@ -57,6 +57,7 @@ from rustybt.live.events import (
 )
 from rustybt.live.journal import OrderJournal, journal_path
 from rustybt.live.models import (
+    DiscrepancySeverity,
     OrderSnapshot,
     PositionSnapshot,
     ReconciliationReport,
@@ -869,7 +870,8 @@ class LiveTradingEngine:
             max_severity=report.max_severity.value,
             report=report.to_dict(),
         )
-        if not report.has_discrepancies:
+        if report.max_severity < DiscrepancySeverity.WARNING:
+            # Nothing, or only differences within tolerance (INFO).
             self.reconciliation_state = "ok"
             self.risk_gate.unblock()
             return report
@@ -904,7 +906,10 @@ class LiveTradingEngine:
     def _trust_broker(self, report: ReconciliationReport) -> None:
         bs = report.broker_state
         led = self.ledger
-        before = {"cash": led.cash, "positions": {a.symbol: p.amount for a, p in led.positions.items()}}
+        before = {
+            "cash": led.cash,
+            "positions": {a.symbol: p.amount for a, p in led.positions.items()},
+        }
         positions = []
         for snap in bs.positions:
             if not snap.amount:
@@ -922,15 +927,18 @@ class LiveTradingEngine:
             )
         led.set_state(bs.cash, positions)
         om = self.order_manager
-        broker_ids = {o.client_order_id or o.order_id for o in bs.orders}
+        broker_ids = {o.client_order_id or o.order_id for o in bs.open_orders}
         for order in list(om.iter_open_orders()):
             if order.id not in broker_ids and (order.broker_order_id or order.id) not in broker_ids:
                 om.mark_cancelled(order, "not open at the broker (TRUST_BROKER)")
-        for snap in bs.orders:
+        for snap in bs.open_orders:
             cid = snap.client_order_id or snap.order_id
             if cid not in om.orders:
                 om.adopt(self._order_from_snapshot(snap))
-        after = {"cash": led.cash, "positions": {a.symbol: p.amount for a, p in led.positions.items()}}
+        after = {
+            "cash": led.cash,
+            "positions": {a.symbol: p.amount for a, p in led.positions.items()},
+        }
         if self.journal is not None:
             self.journal.record("adjust", "reconciliation", before=before, after=after)
         self.audit.warning("reconciliation_trust_broker", before=before, after=after)
@@ -971,4 +979,3 @@ class LiveTradingEngine:
 
 def _jsonable_status(status: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items() if k != "circuit_breakers"}
-

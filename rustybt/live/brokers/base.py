@@ -114,5 +114,5 @@ class BrokerAdapter(ABC):
                 return order
         return None
 
-    def on_market_data(self, bars: list[Any]) -> None:
+    def on_market_data(self, bars: list[Any]) -> None:  # noqa: B027 - optional hook
         """Simulated venues match resting orders against each bar here; real ones ignore it."""

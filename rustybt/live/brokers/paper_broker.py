@@ -260,9 +260,7 @@ class PaperBroker(BrokerAdapter):
                 if fill.amount > 0:
                     cost = fill.amount * fill.price * asset.multiplier + fill.commission
                     if cost > self.ledger.cash:
-                        reason = (
-                            f"insufficient funds at fill: need {cost}, cash {self.ledger.cash}"
-                        )
+                        reason = f"insufficient funds at fill: need {cost}, cash {self.ledger.cash}"
                         order.reject(reason)
                         self._remove_open(order)
                         self._emit(
