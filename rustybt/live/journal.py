@@ -51,8 +51,20 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 JOURNAL_KINDS = frozenset(
-    {"intent", "submitted", "ack", "fill", "cancel", "reject", "adjust", "resolved"}
+    {
+        "intent",
+        "submitted",
+        "ack",
+        "fill",
+        "cancel_requested",
+        "cancel",
+        "reject",
+        "adjust",
+        "resolved",
+    }
 )
+#: Kinds that note something about an order without changing its replayed status.
+INFORMATIONAL_KINDS = frozenset({"cancel_requested"})
 STATUSES = (
     "intent_only",
     "submitted",
