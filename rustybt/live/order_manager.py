@@ -161,6 +161,10 @@ class LiveOrderManager(Blotter):
 
     async def drain(self) -> None:
         """Wait for in-flight submissions and cancels (used at shutdown and in replays)."""
+        if self._tasks:
+            # One loop turn completes submissions to a simulated venue; only a real
+            # network round trip needs the heavier gather.
+            await asyncio.sleep(0)
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
