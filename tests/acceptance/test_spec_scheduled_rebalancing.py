@@ -2,24 +2,38 @@
 
 One change, as the issue says: ``job_id='market_close_rebalance'`` is passed to
 ``schedule_market_close`` so that the example's ``remove_job('market_close_rebalance')`` names
-a job that exists. ``engine`` is a stand-in holding a real ``EventQueue`` until the live engine
-lands; the scheduler only needs ``engine.event_queue``.
+a job that exists. ``engine`` is a real :class:`LiveTradingEngine` (paper broker over the
+demo bundle), as a user would have built it before scheduling jobs on its queue.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from rustybt.live.events import EventQueue, ScheduledTriggerEvent
+from rustybt import TradingAlgorithm
+from rustybt.live import LiveTradingEngine
+from rustybt.live.brokers.paper_broker import PaperBroker
+from rustybt.live.circuit_breakers import CircuitBreakerManager
+from rustybt.live.events import ScheduledTriggerEvent
 from rustybt.live.scheduler import SimulatedClock
 
 NY = ZoneInfo("America/New_York")
 
 
-class _Engine:
-    def __init__(self) -> None:
-        self.event_queue = EventQueue()
+def _Engine() -> LiveTradingEngine:
+    from rustybt.data.polars.data_portal import PolarsDataPortal
+
+    class Idle(TradingAlgorithm):
+        pass
+
+    return LiveTradingEngine(
+        strategy=Idle(),
+        broker_adapter=PaperBroker(starting_cash=Decimal("100000")),
+        data_portal=PolarsDataPortal(bundle_name="demo", data_frequency="minute"),
+        circuit_breakers=CircuitBreakerManager(),
+    )
 
 
 class _Strategy:
