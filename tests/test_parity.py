@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
+
 from rustybt import run_algorithm
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.data.polars.data_portal import PolarsDataPortal
+from rustybt.finance.decimal.commission import PerShareCommission
+from rustybt.finance.decimal.slippage import FixedBasisPointsSlippage
 from rustybt.live import LiveTradingEngine
 from rustybt.live.brokers.paper_broker import PaperBroker
 from rustybt.live.circuit_breakers import CircuitBreakerManager
@@ -68,11 +72,33 @@ def _orders(orders):
     )
 
 
-def test_backtest_and_zero_cost_paper_trading_place_and_fill_identical_orders():
-    backtest = run_algorithm(SmaCross(), bundle="demo", start=START, end=END)
+@pytest.mark.parametrize("with_costs", [False, True], ids=["zero_costs", "same_cost_models"])
+def test_backtest_and_zero_latency_paper_trading_place_and_fill_identical_orders(with_costs):
+    def models():
+        if not with_costs:
+            return None, None
+        return FixedBasisPointsSlippage(Decimal("5")), PerShareCommission(Decimal("0.005"))
+
+    slippage, commission = models()
+    backtest = run_algorithm(
+        SmaCross(),
+        bundle="demo",
+        start=START,
+        end=END,
+        slippage_model=slippage,
+        commission_model=commission,
+    )
 
     portal = PolarsDataPortal(bundle_name="demo", data_frequency="minute")
-    broker = PaperBroker(starting_cash=Decimal("100000"), order_latency_ms=0)
+    # The backtest does not restrict short selling; the paper venue must not either.
+    slippage, commission = models()
+    broker = PaperBroker(
+        starting_cash=Decimal("100000"),
+        order_latency_ms=0,
+        allow_short=True,
+        slippage_model=slippage,
+        commission_model=commission,
+    )
     engine = LiveTradingEngine(
         strategy=SmaCross(),
         broker_adapter=broker,
@@ -91,4 +117,6 @@ def test_backtest_and_zero_cost_paper_trading_place_and_fill_identical_orders():
     assert live_orders == bt_orders
     assert engine.ledger.cash == backtest.daily[-1]["cash"]
     assert engine.ledger.portfolio_value == backtest.daily[-1]["portfolio_value"]
+    assert engine.ledger.fees_paid == backtest.summary.get("fees", engine.ledger.fees_paid)
+    assert (engine.ledger.fees_paid > 0) is with_costs
     assert engine.get_status()["errors"] == 0

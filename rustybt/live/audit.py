@@ -107,9 +107,21 @@ class AuditLog:
             self._log = None
 
 
+_last_session_ms = 0
+
+
 def new_session_id(now: datetime | None = None) -> str:
-    """Short, sortable, unique-per-start id (base36 of epoch milliseconds)."""
+    """Short, sortable, unique-per-start id (base36 of epoch milliseconds).
+
+    Client order ids embed it, so two engines started in the same millisecond in one
+    process (tests, a fast restart loop) must still differ: the value is strictly
+    increasing within a process.
+    """
+    global _last_session_ms
     ms = int((now or datetime.now(UTC)).timestamp() * 1000)
+    if now is None:
+        ms = max(ms, _last_session_ms + 1)
+        _last_session_ms = ms
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while ms:

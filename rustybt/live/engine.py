@@ -145,7 +145,12 @@ class LiveTradingEngine:
         self.session_id = session_id or new_session_id()
         self.strategy_name = strategy.strategy_name
         self.event_queue = EventQueue()
-        self.feed = DataFeed(data_portal, speed, to_utc(start, "start"), to_utc(end, "end"))
+        start_dt, end_dt = to_utc(start, "start"), to_utc(end, "end")
+        if start_dt is not None and end_dt is not None and start_dt > end_dt:
+            raise ConfigError(
+                f"start {start_dt:%Y-%m-%d %H:%M} is after end {end_dt:%Y-%m-%d %H:%M}; swap them"
+            )
+        self.feed = DataFeed(data_portal, speed, start_dt, end_dt)
 
         if circuit_breakers is None:
             circuit_breakers = default_breakers()
@@ -202,7 +207,7 @@ class LiveTradingEngine:
         d.register(OrderFillEvent, self.order_manager.on_fill)
         d.register(OrderAckEvent, self.order_manager.on_ack)
         d.register(OrderCancelEvent, self.order_manager.on_cancel)
-        d.register(OrderRejectEvent, self.order_manager.on_reject)
+        d.register(OrderRejectEvent, self.order_manager.on_broker_reject)
         d.register(ScheduledTriggerEvent, self._on_scheduled)
         d.register(SystemErrorEvent, self._on_system_error)
         d.register(CircuitBreakerTripEvent, self._on_breaker_trip)
@@ -638,7 +643,7 @@ class LiveTradingEngine:
             self.stats["system_errors"] += 1
             log.error(
                 "engine_internal_error",
-                event=type(ev).__name__,
+                event_type=type(ev).__name__,
                 error=f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(),
             )

@@ -130,6 +130,8 @@ class JournalOrder:
     first_seq: int = 0
     last_seq: int = 0
     has_intent: bool = False
+    #: A cancel was requested (``cancel_requested``) and no cancel/terminal state followed.
+    cancel_requested: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -161,6 +163,8 @@ class JournalState:
     torn_tail: bytes | None = None
     duplicate_fills: int = 0
     anomalies: list[str] = field(default_factory=list)
+    #: The raw records in file order, when asked for (``replay(path, keep_records=True)``).
+    records: list[dict[str, Any]] | None = None
 
     def in_flight(self) -> list[JournalOrder]:
         """Orders not in a terminal state: ask the broker about each (by client id)."""
@@ -285,7 +289,12 @@ def _apply(state: JournalState, rec: dict[str, Any], line: int) -> None:
             order.status = "filled"
         elif not order.is_terminal:
             order.status = "partially_filled"
+    elif kind == "cancel_requested":
+        # Informational: the venue decides; the status changes with its "cancel" event.
+        if not order.is_terminal:
+            order.cancel_requested = True
     elif kind == "cancel":
+        order.cancel_requested = False
         if order.status != "filled":
             order.status = "cancelled"
     elif kind == "reject":
@@ -327,8 +336,10 @@ def _parse_line(raw: bytes, line: int, path: Path) -> dict[str, Any]:
     return rec
 
 
-def _replay_bytes(data: bytes, path: Path) -> JournalState:
+def _replay_bytes(data: bytes, path: Path, keep_records: bool = False) -> JournalState:
     state = JournalState()
+    if keep_records:
+        state.records = []
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     if tail:
@@ -360,6 +371,8 @@ def _replay_bytes(data: bytes, path: Path) -> JournalState:
         last_seq = rec["seq"]
         _apply(state, rec, i)
         state.record_count += 1
+        if state.records is not None:
+            state.records.append(rec)
     state.last_seq = last_seq
     return state
 
@@ -587,11 +600,13 @@ class OrderJournal:
 
     # --- reading --------------------------------------------------------------------
     @staticmethod
-    def replay(path: Path | str) -> JournalState:
+    def replay(path: Path | str, keep_records: bool = False) -> JournalState:
         """Rebuild per-order state from a journal file (an absent file is empty).
 
         A torn final line is reported in ``state.torn_tail`` and ignored; damage in the
-        middle raises ``JournalError`` naming the line.
+        middle raises ``JournalError`` naming the line. With ``keep_records`` the raw
+        records are kept in ``state.records`` (file order), e.g. to re-apply the ones
+        written after a checkpoint.
         """
         p = Path(path).expanduser()
         try:
@@ -600,12 +615,12 @@ class OrderJournal:
             return JournalState()
         except OSError as exc:
             raise JournalError(f"cannot read order journal {p}: {exc.strerror}") from exc
-        return _replay_bytes(data, p)
+        return _replay_bytes(data, p, keep_records)
 
     @staticmethod
-    async def replay_async(path: Path | str) -> JournalState:
+    async def replay_async(path: Path | str, keep_records: bool = False) -> JournalState:
         """:meth:`replay` in a worker thread."""
-        return await asyncio.to_thread(OrderJournal.replay, path)
+        return await asyncio.to_thread(OrderJournal.replay, path, keep_records)
 
     def __repr__(self) -> str:
         return f"OrderJournal({str(self.path)!r}, last_seq={self._seq})"

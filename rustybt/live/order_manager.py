@@ -246,7 +246,9 @@ class LiveOrderManager(Blotter):
         self.audit.record("order_cancelled", client_order_id=order.id, reason=event.reason)
         self.mark_cancelled(order, event.reason)
 
-    def on_reject(self, event: OrderRejectEvent) -> None:
+    def on_broker_reject(self, event: OrderRejectEvent) -> None:
+        """A reject from the venue. (Not ``on_reject``: that name is the Blotter's
+        risk-refusal callback attribute, which would shadow this method.)"""
         order = self._find(event.client_order_id, event.broker_order_id)
         if order is None:
             return

@@ -99,6 +99,9 @@ class PaperBroker(BrokerAdapter):
         self._seq = 0
         self._fill_seq = 0
         self.submissions: list[str] = []  # every client order id received, in order
+        # broker id -> fills of that order, as reported in fill events (for crash recovery:
+        # get_order_by_client_id returns them so the engine can apply each one by fill id)
+        self._fills: dict[str, list[dict[str, Any]]] = {}
         self.state_path = Path(state_path) if state_path is not None else None
         if self.state_path is not None and self.state_path.exists():
             self._load_state()
@@ -271,6 +274,15 @@ class PaperBroker(BrokerAdapter):
                 order.apply_fill(fill.amount, fill.price, fill.commission, bar.dt)
                 self.ledger.apply_fill(asset, fill.amount, fill.price, fill.commission)
                 self._fill_seq += 1
+                self._fills.setdefault(order.id, []).append(
+                    {
+                        "fill_id": f"{order.id}-f{self._fill_seq}",
+                        "amount": fill.amount,
+                        "price": fill.price,
+                        "commission": fill.commission,
+                        "dt": bar.dt,
+                    }
+                )
                 if not order.is_open:
                     self._remove_open(order)
                 changed = True
@@ -333,9 +345,15 @@ class PaperBroker(BrokerAdapter):
         return [self._order_dict(o) for book in self._open.values() for o in book]
 
     async def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        """The order (open or closed) with this client id, with its ``fills``; None if the
+        venue never received it."""
         self._require_connected()
         broker_id = self._by_client.get(client_order_id)
-        return self._order_dict(self._orders[broker_id]) if broker_id else None
+        if broker_id is None:
+            return None
+        out = self._order_dict(self._orders[broker_id])
+        out["fills"] = [dict(f) for f in self._fills.get(broker_id, ())]
+        return out
 
     async def get_current_price(self, asset: Asset) -> Decimal | None:
         return self._last_price.get(asset)
@@ -360,6 +378,19 @@ class PaperBroker(BrokerAdapter):
             "eligible_at": {k: v.isoformat() for k, v in self._eligible_at.items()},
             "last_price": [[a.to_dict(), str(p)] for a, p in self._last_price.items()],
             "submissions": self.submissions,
+            "fills": {
+                bid: [
+                    {
+                        "fill_id": f["fill_id"],
+                        "amount": str(f["amount"]),
+                        "price": str(f["price"]),
+                        "commission": str(f["commission"]),
+                        "dt": f["dt"].isoformat() if f["dt"] is not None else None,
+                    }
+                    for f in fills
+                ]
+                for bid, fills in self._fills.items()
+            },
         }
         path = self.state_path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -390,7 +421,20 @@ class PaperBroker(BrokerAdapter):
             }
             self._last_price = {asset_from_dict(a): Decimal(p) for a, p in state["last_price"]}
             self.submissions = list(state["submissions"])
-        except (KeyError, ValueError, TypeError) as exc:
+            self._fills = {
+                bid: [
+                    {
+                        "fill_id": str(f["fill_id"]),
+                        "amount": Decimal(f["amount"]),
+                        "price": Decimal(f["price"]),
+                        "commission": Decimal(f["commission"]),
+                        "dt": datetime.fromisoformat(f["dt"]) if f.get("dt") else None,
+                    }
+                    for f in fills
+                ]
+                for bid, fills in state.get("fills", {}).items()
+            }
+        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
             raise BrokerError(
                 f"paper broker state file {self.state_path} is unreadable ({exc}); "
                 "move it away to start a fresh paper account"
