@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -38,12 +38,27 @@ from rustybt.finance.risk_gate import RiskGate
 from rustybt.metrics.performance import summarize
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_CALENDAR_TZ = {
+    "24/7": "UTC",
+    "24/5": "UTC",
+    "always_open": "UTC",
+    "XNYS": "America/New_York",
+    "XNAS": "America/New_York",
+    "CMES": "America/Chicago",
+    "XLON": "Europe/London",
+    "XTKS": "Asia/Tokyo",
+}
+
+
 @lru_cache(maxsize=32)
 def calendar_tz(calendar: str) -> ZoneInfo:
     """The time zone in which ``calendar``'s trading days start and end."""
-    if calendar in ("24/7", "24/5", "always_open"):
-        return ZoneInfo("UTC")
-    import exchange_calendars as xcals
+    known = _CALENDAR_TZ.get(calendar)
+    if known is not None:
+        return ZoneInfo(known)
+    import exchange_calendars as xcals  # slow to import: only for calendars not listed
 
     try:
         return ZoneInfo(str(xcals.get_calendar(calendar).tz))
@@ -265,12 +280,14 @@ class _Loop:
         self.recorded: list[dict[str, Any]] = []
 
     def _fire_times(self, start: datetime, end: datetime) -> list[tuple[int, Callable[..., Any]]]:
+        out: list[tuple[int, Callable[..., Any]]] = []
+        if not self.rt.schedules:
+            return out
         from rustybt.scheduling import fire_times
 
-        out: list[tuple[int, Callable[..., Any]]] = []
         for func, date_rule, time_rule, calendar in self.rt.schedules:
             for t in fire_times(date_rule, time_rule, calendar or self.calendar, start, end):
-                out.append((int(t.timestamp() * 1_000_000) * 1000, func))
+                out.append(((t - _EPOCH) // _ONE_US * 1000, func))
         out.sort(key=lambda x: x[0])
         return out
 

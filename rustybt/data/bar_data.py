@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rustybt.assets import Asset
+from rustybt.assets import Asset, Crypto, Equity, Future
 from rustybt.data.bar import Bar
 from rustybt.exceptions import DataNotFound
 
 FIELDS = ("open", "high", "low", "close", "volume", "price", "last_traded")
+_FIELD_SET = frozenset(FIELDS)
+_ASSET_CLASSES = frozenset({Asset, Equity, Crypto, Future})
 _ZERO = Decimal(0)
 
 
@@ -148,6 +150,12 @@ class BacktestBarData(BarData):
     def set_index(self, index: int, dt: datetime) -> None:
         self.index = index
         self.current_dt = dt
+
+    def current(self, assets: Any, fields: Any) -> Any:
+        # The hot path of every strategy: one asset, one field. Skip the generic handling.
+        if fields.__class__ is str and assets.__class__ in _ASSET_CLASSES and fields in _FIELD_SET:
+            return self._current(assets, fields)
+        return super().current(assets, fields)
 
     def _current(self, asset: Asset, field: str) -> Decimal | None:
         cur = self._cursors.get(asset) or self.cursor(asset)

@@ -253,7 +253,18 @@ class LiveTradingEngine:
 
     # --- public API ------------------------------------------------------------------------
     def restore_checkpoint(self, checkpoint: StateCheckpoint) -> None:
-        """Restore ``checkpoint`` when :meth:`run` starts (or now, if already running)."""
+        """Restore ``checkpoint`` when :meth:`run` starts.
+
+        Without this call, :meth:`run` restores the newest checkpoint of the strategy by
+        itself when the broker account outlives the process (``broker.is_persistent``).
+        Either way the journal written after the checkpoint is replayed and in-flight
+        orders are resolved with the broker before anything trades.
+        """
+        if self._running:
+            raise ConfigError(
+                "restore_checkpoint() must be called before run(); the engine is running "
+                "(stop it, then restore and run again)"
+            )
         if not isinstance(checkpoint, StateCheckpoint):
             raise ConfigError(f"restore_checkpoint needs a StateCheckpoint, got {checkpoint!r}")
         name = checkpoint.strategy_name
@@ -411,11 +422,46 @@ class LiveTradingEngine:
         )
 
     async def _seed_ledger_from_broker(self) -> None:
-        account = await self.broker.get_account_info()
-        positions = await self.broker.get_positions()
+        """A fresh start (no checkpoint): take cash, positions and this strategy's open
+        orders from the broker, then write a first checkpoint so that a crash from here
+        on is recovered through the journal."""
+        broker = self.broker
+        account = await broker.get_account_info()
+        positions = await broker.get_positions()
         cash = account["cash"]
         self.ledger.starting_cash = account.get("portfolio_value", cash)
         self.ledger.set_state(cash, [self._position_from_broker(p) for p in positions])
+        # Orders this strategy left open at the broker (e.g. a crash before the first
+        # checkpoint): adopt them so their fills are applied, not dropped as unknown.
+        prefix = f"{self.strategy_name[:12]}-"
+        om = self.order_manager
+        adopted = []
+        for d in await broker.get_open_orders():
+            cid = d.get("client_order_id")
+            if not cid or not str(cid).startswith(prefix) or cid in om.orders:
+                continue
+            snap = OrderSnapshot(
+                str(d.get("order_id") or cid),
+                d["asset"],
+                d["amount"],
+                str(d.get("status") or "submitted"),
+                client_order_id=str(cid),
+                filled=d.get("filled") or Decimal(0),
+                order_type=str(d.get("order_type") or "market"),
+                limit_price=d.get("limit_price"),
+                stop_price=d.get("stop_price"),
+            )
+            om.adopt(self._order_from_snapshot(snap))
+            adopted.append(str(cid))
+        om.sequence = max(om.sequence, _highest_sequence(adopted))
+        if adopted:
+            self.audit.warning("adopted_open_orders_from_broker", client_order_ids=adopted)
+        if getattr(broker, "is_persistent", True):
+            try:
+                await self.checkpoint()
+            except Exception as exc:
+                log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
+                self.audit.warning("checkpoint_failed", error=str(exc))
 
     @staticmethod
     def _position_from_broker(p: dict[str, Any]) -> Position:
@@ -451,17 +497,30 @@ class LiveTradingEngine:
 
     # --- restore ------------------------------------------------------------------------
     async def _restore(self, cp: StateCheckpoint, jpath: Path) -> None:
+        """Checkpoint, then the journal written after it, then ask the broker.
+
+        1. Ledger, open orders, breakers and strategy variables from the checkpoint.
+        2. Every journal record written after the checkpoint (``journal_seq``) is
+           re-applied in order: new intents, broker ids, fills (each fill id once),
+           cancels, rejects and earlier resolutions.
+        3. Each order still open is resolved by asking the broker about its client order
+           id (:meth:`_resolve_in_flight`); nothing is ever resubmitted.
+        """
         if cp.strategy_name is not None and cp.strategy_name != self.strategy_name:
             raise CheckpointMismatch(
-                f"checkpoint belongs to {cp.strategy_name!r}, not {self.strategy_name!r}"
+                f"checkpoint belongs to {cp.strategy_name!r}, not {self.strategy_name!r}; "
+                "load the checkpoint saved for this strategy"
             )
         led = self.ledger
         if cp.ledger_state:
             restored = Ledger.from_dict(cp.ledger_state)
             led.starting_cash = restored.starting_cash
-            led.set_state(restored.cash, list(restored.positions.values()))
-            led.fees_paid = restored.fees_paid
-            led.realized_pnl = restored.realized_pnl
+            led.set_state(
+                restored.cash,
+                list(restored.positions.values()),
+                fees_paid=restored.fees_paid,
+                realized_pnl=restored.realized_pnl,
+            )
         else:
             led.starting_cash = cp.portfolio_value
             led.set_state(
@@ -470,8 +529,8 @@ class LiveTradingEngine:
                     Position(
                         s.asset,
                         s.amount,
-                        s.cost_basis / s.amount if s.amount else Decimal(0),
-                        s.last_price or (s.cost_basis / s.amount if s.amount else Decimal(0)),
+                        s.cost_basis / s.amount,
+                        s.last_price or s.cost_basis / s.amount,
                         Decimal(0),
                     )
                     for s in cp.positions
@@ -479,64 +538,138 @@ class LiveTradingEngine:
                 ],
             )
         om = self.order_manager
-        for d in cp.extra.get("orders", []):
+        saved_orders = cp.extra.get("orders") or []
+        for d in saved_orders:
             om.adopt(Order.from_dict(d))
-        if not cp.extra.get("orders"):
+        if not saved_orders:
             for snap in cp.pending_orders:
-                om.adopt(self._order_from_snapshot(snap))
+                if snap.is_open:
+                    om.adopt(self._order_from_snapshot(snap))
         if cp.breaker_state:
             self.circuit_breakers.load_state(cp.breaker_state)
         if cp.strategy_state:
             self.strategy.set_state(cp.strategy_state)
         om.sequence = max(om.sequence, cp.order_sequence)
-        # Replay what the journal saw after the checkpoint, then ask the broker about
-        # every order still in flight. Nothing is ever resubmitted blind.
-        state = await OrderJournal.replay_async(jpath)
-        after = int(cp.extra.get("journal_seq", 0))
+
+        state = await OrderJournal.replay_async(jpath, keep_records=True)
+        after = int(cp.extra.get("journal_seq", 0) or 0)
+        if state.last_seq < after:
+            # The journal is not the one this checkpoint saw (moved away, or replaced):
+            # everything in it was written after the checkpoint.
+            log.warning(
+                "journal_behind_checkpoint",
+                journal=str(jpath),
+                journal_seq=state.last_seq,
+                checkpoint_journal_seq=after,
+            )
+            self.audit.warning(
+                "journal_behind_checkpoint", journal_seq=state.last_seq, checkpoint_seq=after
+            )
+            after = 0
         applied = 0
+        for rec in state.records or ():
+            if rec["seq"] > after and self._apply_journal_record(rec, state):
+                applied += 1
+        # Every journalled fill is now in the ledger (before the checkpoint, or just
+        # re-applied): a venue that sends one again must not count it twice.
         for jo in state.orders.values():
-            order = om.orders.get(jo.client_order_id)
-            if order is None and jo.has_intent and jo.last_seq > after and jo.asset is not None:
+            om._applied_fills.update(jo.fills)
+        # Client order ids are never reused: continue above every id ever journalled
+        # (the session id differs anyway).
+        om.sequence = max(om.sequence, _highest_sequence(state.orders))
+        self._restored_from = cp
+        resolved = await self._resolve_in_flight(state)
+        self.audit.record(
+            "checkpoint_restored",
+            checkpoint_time=cp.timestamp,
+            checkpoint_session=cp.session_id,
+            journal_records_after_checkpoint=sum(
+                1 for r in state.records or () if r["seq"] > after
+            ),
+            journal_fills_applied=applied,
+            in_flight_resolved=resolved,
+        )
+        log.info(
+            "state_restored",
+            checkpoint_time=cp.timestamp.isoformat(),
+            fills=applied,
+            in_flight_resolved=resolved,
+        )
+        # Start from here next time, so a second crash does not redo this work.
+        try:
+            await self.checkpoint()
+        except Exception as exc:
+            log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
+            self.audit.warning("checkpoint_failed", error=str(exc))
+
+    def _apply_journal_record(self, rec: dict[str, Any], state: Any) -> bool:
+        """Re-apply one journal record written after the checkpoint; True for a new fill."""
+        kind = rec["kind"]
+        coid = rec["client_order_id"]
+        jo = state.orders.get(coid)
+        om = self.order_manager
+        order = om.orders.get(coid)
+        if kind == "intent":
+            if order is None and jo is not None and jo.asset is not None and jo.amount:
                 order = Order(
-                    jo.client_order_id,
+                    coid,
                     jo.asset,
                     jo.amount,
                     OrderType.parse(jo.order_type or "market"),
                     jo.limit_price,
                     jo.stop_price,
-                    TimeInForce(jo.tif) if jo.tif else TimeInForce.GTC,
+                    TimeInForce.parse(jo.tif) if jo.tif else TimeInForce.GTC,
                     datetime.fromisoformat(jo.dt) if jo.dt else None,
                 )
-                order.broker_order_id = jo.broker_order_id
                 om.adopt(order)
-            if order is None:
-                continue
-            for f in sorted(jo.fills.values(), key=lambda f: f.seq):
-                if f.seq > after and f.fill_id not in om._applied_fills and order.is_open:
-                    om.apply_fill(order, f.amount, f.price, f.commission)
-                    om._applied_fills.add(f.fill_id)
-                    applied += 1
-            if jo.broker_order_id and order.broker_order_id is None:
-                order.broker_order_id = jo.broker_order_id
-                om._by_broker_id[jo.broker_order_id] = order
-            if order.is_open and jo.status in ("cancelled", "rejected"):
-                om.mark_cancelled(order, jo.reject_reason or jo.status)
-        prefix = f"{self.strategy_name[:12]}-{self.session_id}"
-        om.sequence = max(om.sequence, state.max_sequence_for(prefix))
-        resolved = await self._resolve_in_flight()
-        self._restored_from = cp
-        self.audit.record(
-            "checkpoint_restored",
-            checkpoint_time=cp.timestamp,
-            journal_fills_applied=applied,
-            in_flight_resolved=resolved,
-        )
-        log.info("state_restored", checkpoint_time=cp.timestamp.isoformat(), fills=applied)
+            return False
+        if kind == "fill":
+            fill = jo.fills.get(str(rec.get("fill_id"))) if jo is not None else None
+            if fill is None or fill.fill_id in om._applied_fills or fill.seq != rec["seq"]:
+                return False  # unknown, or a duplicate line of a fill already counted
+            asset = order.asset if order is not None else (jo.asset if jo else None)
+            if asset is None:
+                return False
+            om._applied_fills.add(fill.fill_id)
+            if order is not None and order.is_open:
+                try:
+                    om.apply_fill(order, fill.amount, fill.price, fill.commission)
+                    return True
+                except Exception:
+                    pass  # does not fit the order: still the venue's truth, settle below
+            # A fill for an order already closed (it raced a cancel): the broker is the
+            # truth about what happened, so it is settled like on_fill does.
+            self.ledger.apply_fill(asset, fill.amount, fill.price, fill.commission)
+            om.fill_count += 1
+            return True
+        if order is None:
+            return False
+        if kind in ("submitted", "ack"):
+            bid = rec.get("broker_order_id")
+            if bid is not None and order.broker_order_id is None:
+                order.broker_order_id = str(bid)
+                om._by_broker_id[str(bid)] = order
+            if order.status is OrderStatus.NEW:
+                order.transition(OrderStatus.SUBMITTED)
+        elif kind == "cancel":
+            om.mark_cancelled(order, str(rec.get("reason") or "cancelled"))
+        elif kind == "reject":
+            om.mark_rejected(order, str(rec.get("reason") or "rejected"))
+        elif kind == "resolved":
+            status = rec.get("status")
+            if status == "cancelled":
+                om.mark_cancelled(order, f"resolved after restart: {rec.get('outcome')}")
+            elif status == "rejected":
+                om.mark_rejected(order, f"resolved after restart: {rec.get('outcome')}")
+        return False
 
     @staticmethod
     def _order_from_snapshot(snap: OrderSnapshot) -> Order:
+        """An open order from an :class:`OrderSnapshot` (a checkpoint without full orders,
+        or a broker's open order adopted on a fresh start)."""
+        coid = snap.client_order_id or snap.order_id
         order = Order(
-            snap.client_order_id or snap.order_id,
+            coid,
             snap.asset,
             snap.amount,
             OrderType.parse(snap.order_type or "market"),
@@ -544,55 +677,153 @@ class LiveTradingEngine:
             snap.stop_price,
         )
         order.transition(OrderStatus.SUBMITTED)
-        order.broker_order_id = snap.order_id
+        # build_checkpoint writes the client id as order_id while no broker id is known.
+        order.broker_order_id = snap.order_id if snap.order_id != coid else None
         if snap.filled:
+            # Fills before the snapshot are already in the ledger: bookkeeping only.
             order.filled = snap.filled
-            order.status = OrderStatus.PARTIALLY_FILLED
+            order.status = (
+                OrderStatus.FILLED if snap.filled == snap.amount else OrderStatus.PARTIALLY_FILLED
+            )
         return order
 
-    async def _resolve_in_flight(self) -> int:
-        """Ask the broker about each open order by client id; settle what it reports."""
+    async def _resolve_in_flight(self, journal_state: Any = None) -> int:
+        """Ask the broker about each open order by client id; settle what it reports.
+
+        * unknown to the broker and never acknowledged: it never left (the crash hit
+          between journal and send) -> rejected, journalled ``resolved``/not_at_broker;
+        * unknown to the broker but acknowledged before (a venue that only lists open
+          orders): closed locally as "outcome unknown"; reconciliation then compares
+          positions;
+        * known: fills we missed are applied (each venue fill id once, or one aggregate
+          fill when the venue gives only totals) and a terminal status is adopted.
+        Nothing is resubmitted. Raises ``ReconciliationError`` if the broker cannot be
+        asked (the engine must not trade on unresolved orders).
+        """
         om = self.order_manager
+        journal = self.journal
         resolved = 0
         for order in list(om.iter_open_orders()):
-            info = await self.broker.get_order_by_client_id(order.id)
+            try:
+                info = await self.broker.get_order_by_client_id(order.id)
+            except Exception as exc:
+                raise ReconciliationError(
+                    f"cannot resolve in-flight order {order.id!r} after restart: the broker "
+                    f"did not answer ({type(exc).__name__}: {exc}). Nothing was resubmitted; "
+                    "start again when the broker is reachable."
+                ) from exc
             resolved += 1
             if info is None:
-                # The broker never saw it: the crash hit between journal and send.
-                om.mark_rejected(order, "never reached the broker (resolved after restart)")
-                self.journal.record("resolved", order.id, outcome="not_at_broker")
-                continue
-            order.broker_order_id = info["order_id"]
-            om._by_broker_id[info["order_id"]] = order
-            missing = info["filled"] - order.filled
-            if missing != 0:
-                avg = info.get("avg_fill_price")
-                done_value = (order.avg_fill_price or Decimal(0)) * abs(order.filled)
-                price = (
-                    (avg * abs(info["filled"]) - done_value) / abs(missing)
-                    if avg is not None
-                    else avg
-                )
-                if price is not None:
-                    price = order.asset.round_price(price)
-                    commission = max(Decimal(0), (info.get("commission") or 0) - order.commission)
-                    fill_id = f"{info['order_id']}-recovered-{info['filled']}"
-                    self.journal.record(
-                        "fill",
-                        order.id,
-                        fill_id=fill_id,
-                        amount=missing,
-                        price=price,
-                        commission=commission,
-                        dt=None,
+                if order.broker_order_id is None:
+                    om.mark_rejected(order, "never reached the broker (resolved after restart)")
+                    outcome = "not_at_broker"
+                else:
+                    om.mark_cancelled(
+                        order, "not known to the broker after restart; outcome unknown"
                     )
-                    om.apply_fill(order, missing, price, commission)
-                    om._applied_fills.add(fill_id)
-            status = info.get("status")
-            if order.is_open and status in ("cancelled", "rejected", "expired"):
+                    outcome = "closed_unknown"
+                if journal is not None:
+                    journal.record(
+                        "resolved", order.id, outcome=outcome, status=_journal_status(order)
+                    )
+                self.audit.warning("order_resolved", client_order_id=order.id, outcome=outcome)
+                continue
+            bid = info.get("order_id")
+            if bid is not None:
+                bid = str(bid)
+                order.broker_order_id = bid
+                om._by_broker_id[bid] = order
+            if order.status is OrderStatus.NEW:
+                order.transition(OrderStatus.SUBMITTED)
+            fills = info.get("fills")
+            if fills is not None:
+                for f in fills:
+                    fid = str(f["fill_id"])
+                    if fid in om._applied_fills:
+                        continue
+                    amount = Decimal(f["amount"])
+                    if amount and (amount < 0) != (order.amount < 0):
+                        amount = abs(amount).copy_sign(order.amount)
+                    self._settle_recovered_fill(
+                        order, fid, amount, Decimal(f["price"]), Decimal(f.get("commission") or 0)
+                    )
+            else:
+                missing = Decimal(info.get("filled") or 0) - order.filled
+                avg = info.get("avg_fill_price")
+                if missing != 0 and avg is not None:
+                    # Only totals are known: one fill for what we missed, priced so that
+                    # the order's notional matches the venue's average exactly.
+                    done_value = (order.avg_fill_price or Decimal(0)) * abs(order.filled)
+                    price = (Decimal(avg) * abs(Decimal(info["filled"])) - done_value) / abs(
+                        missing
+                    )
+                    commission = max(
+                        Decimal(0), Decimal(info.get("commission") or 0) - order.commission
+                    )
+                    self._settle_recovered_fill(
+                        order,
+                        f"{order.broker_order_id}-recovered-{info['filled']}",
+                        missing,
+                        price,
+                        commission,
+                    )
+                elif missing != 0:
+                    self.audit.warning(
+                        "recovered_fill_without_price",
+                        client_order_id=order.id,
+                        missing=missing,
+                        hint="reconciliation will report the position difference",
+                    )
+            status = str(info.get("status") or "").lower()
+            if order.is_open and status in ("cancelled", "canceled", "expired"):
                 om.mark_cancelled(order, f"broker reports {status}")
-            self.journal.record("resolved", order.id, outcome=str(status))
+            elif order.is_open and status == "rejected":
+                om.mark_rejected(order, "broker reports rejected")
+            if journal is not None:
+                journal.record(
+                    "resolved",
+                    order.id,
+                    outcome=status or "unknown",
+                    status=_journal_status(order),
+                    broker_order_id=order.broker_order_id,
+                )
+            self.audit.record(
+                "order_resolved",
+                client_order_id=order.id,
+                outcome=status,
+                local_status=order.status.value,
+            )
+            jo = journal_state.orders.get(order.id) if journal_state is not None else None
+            if order.is_open and jo is not None and jo.cancel_requested:
+                # The cancel asked for before the crash may never have been sent.
+                om._request_cancel(order, "cancel requested before the restart")
         return resolved
+
+    def _settle_recovered_fill(
+        self, order: Order, fill_id: str, amount: Decimal, price: Decimal, commission: Decimal
+    ) -> None:
+        """Journal, then apply, a fill learnt from the broker during crash resolution."""
+        om = self.order_manager
+        if self.journal is not None:
+            self.journal.record(
+                "fill",
+                order.id,
+                fill_id=fill_id,
+                amount=amount,
+                price=price,
+                commission=commission,
+                dt=None,
+                recovered=True,
+            )
+        om._applied_fills.add(fill_id)
+        if order.is_open:
+            try:
+                om.apply_fill(order, amount, price, commission)
+                return
+            except Exception:
+                pass
+        self.ledger.apply_fill(order.asset, amount, price, commission)
+        om.fill_count += 1
 
     # --- main loop -------------------------------------------------------------------------
     async def _main_loop(self) -> None:
@@ -762,9 +993,22 @@ class LiveTradingEngine:
 
     # --- periodic work ---------------------------------------------------------------------
     def build_checkpoint(self) -> StateCheckpoint:
+        """A consistent snapshot of the engine, taken synchronously on the event loop
+        (ledger, open orders and ``journal_seq`` all describe the same instant)."""
         led = self.ledger
         om = self.order_manager
         open_orders = om.open_orders()
+        strategy_state = self.strategy.get_state()
+        import copy
+
+        try:
+            # Encoded later in a worker thread: copy, so the loop cannot change it meanwhile.
+            strategy_state = copy.deepcopy(strategy_state)
+        except Exception:
+            strategy_state = dict(strategy_state)
+        last_bar = self._sim_now.isoformat() if self._sim_now else None
+        if last_bar is None and self._restored_from is not None:
+            last_bar = self._restored_from.extra.get("last_bar_dt")
         return StateCheckpoint(
             timestamp=datetime.now(UTC),
             portfolio_value=led.portfolio_value,
@@ -788,7 +1032,7 @@ class LiveTradingEngine:
                 for o in open_orders
             ],
             strategy_name=self.strategy_name,
-            strategy_state=self.strategy.get_state(),
+            strategy_state=strategy_state,
             breaker_state=self.circuit_breakers.to_dict(),
             session_id=self.session_id,
             order_sequence=om.sequence,
@@ -796,15 +1040,25 @@ class LiveTradingEngine:
             extra={
                 "journal_seq": self.journal.last_seq if self.journal else 0,
                 "orders": [o.to_dict() for o in open_orders],
-                "last_bar_dt": self._sim_now.isoformat() if self._sim_now else None,
+                "last_bar_dt": last_bar,
                 "broker": type(self.broker).__name__,
             },
         )
 
     async def checkpoint(self) -> Path:
-        """Write a checkpoint now (in a worker thread)."""
+        """Write a checkpoint now (in a worker thread).
+
+        A failure (disk full, folder not writable) raises and is counted in
+        ``stats["checkpoint_failures"]`` / ``last_checkpoint_error``; trading goes on,
+        protected by the order journal, and the engine's status reports it.
+        """
         cp = self.build_checkpoint()
-        path = await self.state_manager.save_checkpoint_async(self.strategy_name, cp)
+        try:
+            path = await self.state_manager.save_checkpoint_async(self.strategy_name, cp)
+        except Exception as exc:
+            self.stats["checkpoint_failures"] = self.stats.get("checkpoint_failures", 0) + 1
+            self.last_checkpoint_error = f"{type(exc).__name__}: {exc}"
+            raise
         self.stats["checkpoints"] += 1
         self.audit.record("checkpoint_saved", path=str(path), portfolio_value=cp.portfolio_value)
         return path
@@ -909,11 +1163,25 @@ class LiveTradingEngine:
         return report
 
     def _trust_broker(self, report: ReconciliationReport) -> None:
+        """Make the local ledger and open orders the broker's, journal it ("adjust"),
+        and checkpoint the result."""
+        # Order events the broker already emitted describe fills that are in its state:
+        # settle them first, so none is counted again after the ledger is replaced.
+        q = self.event_queue
+        while True:
+            ev = q.pop_before(_MD)
+            if ev is None:
+                break
+            self.stats["events_processed"] += 1
+            if not self._dispatcher.dispatch_sync(ev):
+                q.put_nowait(ev)
+                break
         bs = report.broker_state
         led = self.ledger
         before = {
             "cash": led.cash,
             "positions": {a.symbol: p.amount for a, p in led.positions.items()},
+            "open_orders": sorted(o.id for o in self.order_manager.iter_open_orders()),
         }
         positions = []
         for snap in bs.positions:
@@ -933,20 +1201,51 @@ class LiveTradingEngine:
         led.set_state(bs.cash, positions)
         om = self.order_manager
         broker_ids = {o.client_order_id or o.order_id for o in bs.open_orders}
+        broker_ids |= {o.order_id for o in bs.open_orders}
+        cancelled = []
         for order in list(om.iter_open_orders()):
             if order.id not in broker_ids and (order.broker_order_id or order.id) not in broker_ids:
                 om.mark_cancelled(order, "not open at the broker (TRUST_BROKER)")
+                cancelled.append(order.id)
+        adopted = []
         for snap in bs.open_orders:
             cid = snap.client_order_id or snap.order_id
-            if cid not in om.orders:
+            if cid not in om.orders and snap.order_id not in om._by_broker_id:
                 om.adopt(self._order_from_snapshot(snap))
+                adopted.append(cid)
         after = {
             "cash": led.cash,
             "positions": {a.symbol: p.amount for a, p in led.positions.items()},
+            "open_orders": sorted(o.id for o in om.iter_open_orders()),
         }
         if self.journal is not None:
-            self.journal.record("adjust", "reconciliation", before=before, after=after)
-        self.audit.warning("reconciliation_trust_broker", before=before, after=after)
+            self.journal.record(
+                "adjust",
+                "reconciliation",
+                reason="TRUST_BROKER",
+                before=before,
+                after=after,
+                orders_closed=cancelled,
+                orders_adopted=adopted,
+            )
+        self.audit.warning(
+            "reconciliation_trust_broker",
+            before=before,
+            after=after,
+            orders_closed=cancelled,
+            orders_adopted=adopted,
+        )
+        log.warning("reconciliation_trust_broker", before=before, after=after)
+        if self._loop is not None and self._loop.is_running():
+            # The adjusted state is not in the journal's fills: checkpoint it at once.
+            self._tasks.append(self._loop.create_task(self._checkpoint_quietly()))
+
+    async def _checkpoint_quietly(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception as exc:
+            log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
+            self.audit.warning("checkpoint_failed", error=str(exc))
 
     # --- shutdown ----------------------------------------------------------------------------
     async def _shutdown_internal(self) -> None:
@@ -984,3 +1283,27 @@ class LiveTradingEngine:
 
 def _jsonable_status(status: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items() if k != "circuit_breakers"}
+
+
+def _journal_status(order: Order) -> str:
+    """The journal's status word for ``order`` (what a later replay should adopt)."""
+    st = order.status
+    if st is OrderStatus.FILLED:
+        return "filled"
+    if st is OrderStatus.PARTIALLY_FILLED:
+        return "partially_filled"
+    if st is OrderStatus.REJECTED:
+        return "rejected"
+    if st in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        return "cancelled"
+    return "acked"
+
+
+def _highest_sequence(client_order_ids: Any) -> int:
+    """Highest trailing number N among client order ids ``<prefix>-N``."""
+    best = 0
+    for coid in client_order_ids:
+        tail = str(coid).rsplit("-", 1)[-1]
+        if tail.isdigit():
+            best = max(best, int(tail))
+    return best
