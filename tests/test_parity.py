@@ -42,9 +42,11 @@ class SmaCross(TradingAlgorithm):
                 continue
             fast = sum(closes.iloc[-5:]) / 5
             slow = sum(closes) / 30
-            held = context.portfolio.positions[asset].amount if asset in (
-                context.portfolio.positions
-            ) else 0
+            held = (
+                context.portfolio.positions[asset].amount
+                if asset in (context.portfolio.positions)
+                else 0
+            )
             if fast > slow and held <= 0:
                 self.order_target(asset, 20)
             elif fast < slow and held > 0:

@@ -37,7 +37,6 @@ from rustybt.finance.order import Order, TimeInForce
 from rustybt.finance.risk_gate import RiskGate
 from rustybt.metrics.performance import summarize
 
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _CALENDAR_TZ = {
