@@ -754,7 +754,9 @@ SECTIONS: list[Section] = [
     Section("checkpoint", module_section("bench_checkpoint", "Checkpoint save/load")),
     Section("journal", module_section("bench_journal", "Order journal (write before send)")),
     Section("live", module_section("bench_live", "Live engine: events/s and tick-to-submit")),
+    Section("risk_gate", module_section("bench_risk_gate", "Risk gate cost per order")),
     Section("reconcile", module_section("bench_reconcile", "Reconciliation scaling")),
+    Section("restart", module_section("bench_restart", "Restart to trading-ready")),
     Section("soak", module_section("bench_soak", "RSS soak")),
 ]
 SECTION_NAMES = [s.name for s in SECTIONS]

@@ -198,7 +198,14 @@ def test_live_toml_with_unknown_key_fails_with_the_known_keys(tmp_path: Path) ->
 
 
 # --- the docs' snippets -----------------------------------------------------------------
-DOCS = ["backtesting.md", "strategy-api.md", "paper-broker.md", "live-trading.md", "data.md"]
+DOCS = [
+    "README.md",
+    "docs/backtesting.md",
+    "docs/strategy-api.md",
+    "docs/paper-broker.md",
+    "docs/live-trading.md",
+    "docs/data.md",
+]
 
 
 def _snippets(path: Path) -> list[str]:
@@ -209,15 +216,13 @@ def _snippets(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("doc", DOCS)
 def test_doc_snippets_run_as_written(doc: str, tmp_path: Path, monkeypatch) -> None:
-    path = ROOT / "docs" / doc
-    if not path.exists():
-        pytest.skip(f"docs/{doc} not written")
+    path = ROOT / doc
     blocks = _snippets(path)
-    assert blocks, f"docs/{doc} has no runnable snippet"
+    assert blocks, f"{doc} has no runnable snippet"
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__doc_snippet__"}
     for i, block in enumerate(blocks):
         try:
-            exec(compile(block, f"docs/{doc}[{i}]", "exec"), namespace)  # noqa: S102
+            exec(compile(block, f"{doc}[{i}]", "exec"), namespace)  # noqa: S102
         except Exception as exc:  # pragma: no cover - the message is the point
-            raise AssertionError(f"docs/{doc} snippet {i} failed:\n{block}") from exc
+            raise AssertionError(f"{doc} snippet {i} failed:\n{block}") from exc

@@ -39,7 +39,9 @@ BROKERS = ("paper",)
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    from rustybt.live.audit import SECRETS
+
+    err_console.print(f"[bold red]error:[/] {SECRETS.redact(str(exc))}", markup=True)
     raise typer.Exit(code)
 
 
@@ -181,7 +183,12 @@ _LIVE_KEYS = {
     "reconcile_interval",
     "max_bars",
     "risk_limits",
+    # Credentials: accepted (the paper broker ignores them), registered as secrets so
+    # they are masked in every log line, message and audit record, and never printed.
+    "api_key",
+    "api_secret",
 }
+_SECRET_KEYS = ("api_key", "api_secret")
 
 
 def _load_config(path: Path) -> dict[str, Any]:
@@ -199,6 +206,13 @@ def _load_config(path: Path) -> dict[str, Any]:
         )
     if "algofile" in data:
         data["algofile"] = str((path.parent / data["algofile"]).resolve())
+    from rustybt.live.audit import SECRETS
+
+    for key in _SECRET_KEYS:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{path}: {key} must be a string")
+        SECRETS.add(value)
     return data
 
 
@@ -225,6 +239,7 @@ def live(
     """Paper-trade (or live-trade) a strategy. Ctrl-C or SIGTERM stops it gracefully."""
     if ctx.invoked_subcommand is not None:
         return
+    _redact_console_logs()
     opts: dict[str, Any] = {}
     try:
         if config is not None:
@@ -253,6 +268,17 @@ def live(
         _fail(exc)
     code = _run_engine(engine, show_progress=not no_progress)
     raise typer.Exit(code)
+
+
+def _redact_console_logs() -> None:
+    """Mask registered secrets in console log lines too (the audit file always does)."""
+    import structlog
+
+    from rustybt.live.audit import redact_event
+
+    processors = list(structlog.get_config()["processors"])
+    if redact_event not in processors:
+        structlog.configure(processors=[redact_event, *processors])
 
 
 def _build_engine(opts: dict[str, Any]) -> Any:

@@ -192,6 +192,11 @@ class DataFeed:
             raise MalformedVenueMessage(f"market data {item!r} has no price/close")
         try:
             close = price if isinstance(price, Decimal) else Decimal(str(price))
+        except ArithmeticError:
+            raise MalformedVenueMessage(f"market data price {price!r} is not a number") from None
+        if not close.is_finite() or close <= 0:
+            raise MalformedVenueMessage(f"market data price {price!r} must be a finite number > 0")
+        try:
             volume = get("volume", _ZERO)
             volume = volume if isinstance(volume, Decimal) else Decimal(str(volume or 0))
             open_ = get("open")

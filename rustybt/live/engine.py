@@ -334,6 +334,11 @@ class LiveTradingEngine:
         """Start, trade until the data ends or :meth:`shutdown`, then shut down cleanly."""
         if self._running:
             raise ConfigError("engine is already running")
+        if self._shutdown_done:
+            # shutdown() came first (e.g. a signal during setup): never start trading.
+            raise ConfigError(
+                "engine was shut down before run(); create a new LiveTradingEngine to trade"
+            )
         self._loop = asyncio.get_running_loop()
         self.event_queue.bind_loop(self._loop)
         self._running = True
@@ -426,8 +431,17 @@ class LiveTradingEngine:
         orders from the broker, then write a first checkpoint so that a crash from here
         on is recovered through the journal."""
         broker = self.broker
-        account = await broker.get_account_info()
-        positions = await broker.get_positions()
+        try:
+            account = await broker.get_account_info()
+            positions = await broker.get_positions()
+        except Exception as exc:
+            # Positions are UNKNOWN, not flat: stay blocked (the start-up block) and seed
+            # from the first reconciliation that reaches the broker.
+            self._seed_pending = True
+            log.error("broker_unreachable_at_startup", error=f"{type(exc).__name__}: {exc}")
+            self.audit.warning("broker_unreachable_at_startup", error=str(exc))
+            return
+        self._seed_pending = False
         cash = account["cash"]
         self.ledger.starting_cash = account.get("portfolio_value", cash)
         self.ledger.set_state(cash, [self._position_from_broker(p) for p in positions])
@@ -897,7 +911,9 @@ class LiveTradingEngine:
             for bar in bars:
                 if bar.asset in positions:
                     led.update_price(bar.asset, bar.close)
-        if self._simulated_scheduler:
+        if self._simulated_scheduler and ev.dt >= self.scheduler.clock.now():
+            # Simulated time only moves forward: a late (out-of-order) tick from a
+            # stream must not stop the engine.
             self.scheduler.advance_to(ev.dt)
         # Fills, acks and due triggers outrank this bar: apply them before the strategy.
         q = self.event_queue
@@ -1103,20 +1119,48 @@ class LiveTradingEngine:
         """Reconcile with the broker now and apply the configured strategy."""
         return await self._reconcile()
 
+    def _activity_marker(self) -> tuple[int, int, int, int]:
+        om = self.order_manager
+        return (
+            self.stats["events_processed"],
+            om.fill_count,
+            om.submitted_count,
+            len(om._tasks),
+        )
+
     async def _reconcile(self, startup: bool = False) -> ReconciliationReport | None:
-        # In-flight submissions would show up as spurious orphans: settle them first.
-        await self.order_manager.drain()
-        positions, cash, orders = self._local_snapshots()
+        stable = False
         try:
-            report = await self.reconciler.reconcile_all(
-                local_positions=positions, local_cash=cash, local_orders=orders
-            )
+            if getattr(self, "_seed_pending", False):
+                # Start-up could not read the account: take it now, before comparing.
+                await self._seed_ledger_from_broker()
+                if self._seed_pending:
+                    raise ReconciliationError("the broker account could not be read")
+            for attempt in range(5):
+                # In-flight submissions would show up as spurious orphans: settle them.
+                await self.order_manager.drain()
+                marker = self._activity_marker()
+                positions, cash, orders = self._local_snapshots()
+                report = await self.reconciler.reconcile_all(
+                    local_positions=positions, local_cash=cash, local_orders=orders
+                )
+                # Events handled while the broker was being asked make the comparison
+                # stale (a fill on one side only): take both views again.
+                if self._activity_marker() == marker:
+                    stable = True
+                    break
+                log.debug("reconciliation_retry", attempt=attempt + 1)
         except (ReconciliationError, Exception) as exc:
             self.reconciliation_state = "unknown"
             reason = f"positions unconfirmed: broker unreachable ({type(exc).__name__}: {exc})"
             self.risk_gate.block(reason)
             log.error("reconciliation_failed", error=reason)
             self.audit.warning("reconciliation_failed", error=reason)
+            return None
+        if not stable:
+            # Never act on a comparison the event loop moved under us; try next round.
+            log.info("reconciliation_deferred_busy", startup=startup)
+            self.audit.record("reconciliation_deferred", reason="state changed during fetch")
             return None
         self.stats["reconciliations"] += 1
         self.last_reconciliation = report

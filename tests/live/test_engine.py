@@ -185,7 +185,7 @@ async def test_replay_calls_handle_data_once_per_bar_and_fills_orders_on_the_nex
     assert isinstance(status["portfolio_value"], Decimal)
     assert engine.ledger.positions[strategy.aapl].amount == 12
     (still_open,) = engine.order_manager.open_orders()
-    assert still_open.created_dt == datetime(2024, 1, 3, 20, 59, tzinfo=UTC)
+    assert still_open.created_dt == datetime(2024, 1, 3, 21, 0, tzinfo=UTC)  # last bar
 
 
 async def test_status_reports_running_while_the_engine_runs():
@@ -384,15 +384,19 @@ async def test_client_order_ids_are_unique_across_restarts(tmp_path):
             Counter(),
             PaperBroker(starting_cash=D("100000"), state_path=venue),
             state_dir=tmp_path / "state",
-            **TINY,
+            **ONE_SESSION,
         )
         engine.strategy.every = 2
+        engine.stop_after_market_events = 5  # a restart resumes after the last bar seen
         await run(engine)
-        ids += list(engine.order_manager.orders)
-    assert len(ids) >= 3
+        # Orders this session created (a restored engine also holds adopted ones).
+        ids += [i for i in engine.order_manager.orders if engine.session_id in i]
+        assert engine.get_status()["rejects"] == 0  # the venue refused no id as a duplicate
+    assert len(ids) >= 6
     assert len(set(ids)) == len(ids)
+    assert len({i.rsplit("-", 1)[0] for i in ids}) == 3  # one id prefix per session
     venue_ids = PaperBroker(state_path=venue).submissions
-    assert len(venue_ids) == len(set(venue_ids))
+    assert sorted(venue_ids) == sorted(ids)
 
 
 async def test_two_engines_started_back_to_back_have_distinct_sessions():
@@ -516,6 +520,7 @@ class EventMix(TradingAlgorithm):
 
     def initialize(self):
         self.jpm = self.symbol("JPM")
+        self.msft = self.symbol("MSFT")
         self.calls = 0
         self.ids = {}
 
@@ -526,7 +531,7 @@ class EventMix(TradingAlgorithm):
             self.ids["big"] = self.order(self.jpm, int(volume / 40) * 2 + 1)
             price = data.current(self.jpm, "price")
             self.ids["limit"] = self.order(self.jpm, 1, limit_price=(price / 2).quantize(D("0.01")))
-            self.ids["short"] = self.order(self.symbol("MSFT"), -5)
+            self.ids["short"] = self.order(self.msft, -5)
         elif self.calls == 3:
             self.cancel_order(self.ids["limit"])
 
@@ -541,7 +546,7 @@ async def test_ack_partial_fill_fill_cancel_and_reject_all_reach_the_engine():
     big, limit, short = (om.get_order(strategy.ids[k]) for k in ("big", "limit", "short"))
     assert big.status.value == "filled" and big.filled == big.amount
     assert limit.status.value == "cancelled"
-    assert short.status.value == "rejected" and "allow_short" in short.reject_reason
+    assert short.status.value == "rejected" and "allow_short" in short.reason
     events = audit_events(engine)
     by_kind: dict[str, list[dict]] = {}
     for e in events:
@@ -561,3 +566,12 @@ def test_audit_file_is_per_session_under_state_dir(tmp_path):
     engine = make_engine(Counter(), state_dir=tmp_path / "s")
     assert engine.audit.path.parent == Path(tmp_path / "s" / "logs")
     assert engine.session_id in engine.audit.path.name
+
+
+async def test_shutdown_before_run_means_the_engine_never_trades():
+    engine = make_engine(Counter(), **TINY)
+    await engine.shutdown()
+    with pytest.raises(ConfigError, match="shut down before run"):
+        await run(engine)
+    assert engine.broker.submissions == []
+    assert engine.get_status()["market_events"] == 0
