@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from rustybt.assets import Asset
-from rustybt.exceptions import InvalidOrder, NoMarketData, RustyBTError
+from rustybt.exceptions import ConfigError, InvalidOrder, NoMarketData, RustyBTError
 from rustybt.finance.order import (
     LimitOrder,
     MarketOrder,
@@ -173,8 +173,18 @@ class TradingAlgorithm:
         calendar: str | None = None,
         half_days: bool = True,
     ) -> None:
-        """Run ``func(context, data)`` on the dates/times given by the rules, in any mode."""
+        """Run ``func(context, data)`` on the dates/times given by the rules, in any mode.
+
+        ``half_days=False`` (skip early-close sessions) is not supported yet and is refused
+        rather than silently ignored.
+        """
         from rustybt import scheduling
+
+        if not half_days:
+            raise ConfigError(
+                "schedule_function(half_days=False) is not supported: rules fire on early-close "
+                "sessions too; check the date in your function to skip them"
+            )
 
         date_rule = date_rule or scheduling.date_rules.every_day()
         time_rule = time_rule or scheduling.time_rules.market_open(minutes=1)
@@ -223,7 +233,7 @@ class TradingAlgorithm:
 
     def order_value(self, asset: Asset, value: Decimal | int | str, **kw: Any) -> str | None:
         value = to_decimal("value", value)
-        price = kw.get("limit_price") or self._price(asset)
+        price = _limit_or_last(self, asset, kw)
         return self.order(asset, value / (price * asset.multiplier), **kw)
 
     def order_percent(self, asset: Asset, percent: Decimal | int | str, **kw: Any) -> str | None:
@@ -244,7 +254,7 @@ class TradingAlgorithm:
         self, asset: Asset, target: Decimal | int | str, **kw: Any
     ) -> str | None:
         target = to_decimal("target", target)
-        price = kw.get("limit_price") or self._price(asset)
+        price = _limit_or_last(self, asset, kw)
         return self.order_target(asset, target / (price * asset.multiplier), **kw)
 
     def order_target_percent(
@@ -301,6 +311,17 @@ class ScriptAlgorithm(TradingAlgorithm):
 
     def get_state(self) -> dict[str, Any]:
         return {k: v for k, v in super().get_state().items() if k != "name"}
+
+
+def _limit_or_last(algo: TradingAlgorithm, asset: Asset, kw: dict[str, Any]) -> Decimal:
+    """The price that sizes a value order: its limit price if it has one, else the last."""
+    limit = kw.get("limit_price")
+    if limit is not None:
+        limit = to_decimal("limit_price", limit)
+        if limit <= 0:
+            raise InvalidOrder(f"limit_price={limit} for {asset.symbol} must be > 0")
+        return limit
+    return algo._price(asset)
 
 
 def _arity(fn: Callable[..., Any]) -> int:

@@ -65,6 +65,17 @@ def calendar_tz(calendar: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def session_day(dt: datetime, tz: ZoneInfo, minute_bars: bool = True) -> date:
+    """The trading day a bar belongs to.
+
+    Minute bars are stamped at the end of their minute, so the bar stamped 00:00 closes
+    the previous day (it matters for 24/7 calendars); daily bars carry their date.
+    """
+    if minute_bars:
+        dt = dt - _ONE_US
+    return dt.astimezone(tz).date()
+
+
 def to_utc(value: Any, name: str) -> datetime | None:
     """Parse a user date (str/date/datetime/Timestamp) into tz-aware UTC, or None."""
     if value is None:
@@ -137,7 +148,14 @@ class BacktestResult:
 def _stringify_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Decimals are written as exact strings: Parquet readers everywhere read them back
     # without a float detour, and mixed scales in one column cannot lose digits.
-    return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()} for row in rows]
+    return [
+        {k: (_dec_str(v) if isinstance(v, Decimal) else v) for k, v in row.items()} for row in rows
+    ]
+
+
+def _dec_str(value: Decimal) -> str:
+    # A zero can carry an exponent (0E+2) from arithmetic; write it as a plain 0.
+    return "0" if value == 0 else str(value)
 
 
 class _BacktestBlotter(Blotter):
@@ -303,6 +321,7 @@ class _Loop:
         schedule = self._fire_times(dts[0], dts[-1])
         sched_i, sched_n = 0, len(schedule)
         tz = self.tz
+        minute_bars = getattr(self.portal, "data_frequency", "minute") == "minute"
         breakers = self.breakers
         progress = _Progress(n) if show_progress else None
         wall0 = time.perf_counter()
@@ -314,7 +333,7 @@ class _Loop:
             data.index = i
             data.current_dt = dt
             rt.now = dt
-            day = dt.astimezone(tz).date()
+            day = session_day(dt, tz, minute_bars)
             if day != current_day:
                 if current_day is not None:
                     self._end_of_day(current_day, dts[i - 1], day_start_fills)

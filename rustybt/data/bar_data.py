@@ -215,7 +215,6 @@ class LiveBarData(BarData):
         self.current_dt = None
         self._latest: dict[Asset, Bar] = {}
         self._recent: dict[Asset, deque[Bar]] = {}
-        self._first_live_dt: dict[Asset, datetime] = {}
 
     def update(self, bar: Bar) -> None:
         """Take a new bar (or tick) of one asset. Called once per asset per event."""
@@ -224,7 +223,6 @@ class LiveBarData(BarData):
         recent = self._recent.get(asset)
         if recent is None:
             recent = self._recent[asset] = deque(maxlen=self.window)
-            self._first_live_dt[asset] = bar.dt
         recent.append(bar)
 
     def last_price(self, asset: Asset) -> Decimal | None:
@@ -264,11 +262,16 @@ class LiveBarData(BarData):
             stamps = [b.dt for b in tail]
         missing = n - len(values)
         if missing > 0 and self.portal is not None:
-            end = self._first_live_dt.get(asset) or self.current_dt or datetime.now(UTC)
+            now = self.current_dt or datetime.now(UTC)
+            if frequency == "1m":
+                # Continue the bundle's history right before the oldest bar still held, so
+                # a request longer than the rolling window has no gap (when the bundle has
+                # those bars, as in a replay).
+                end = (recent[0].dt if recent else now) - timedelta(microseconds=1)
+            else:
+                end = now
             try:
-                past = self.portal.get_history_window(
-                    [asset], end - timedelta(microseconds=1), missing, attr, frequency
-                )[asset]
+                past = self.portal.get_history_window([asset], end, missing, attr, frequency)[asset]
                 values = list(past.values) + values
                 stamps = list(past.index) + stamps
             except DataNotFound:

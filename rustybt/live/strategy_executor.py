@@ -18,7 +18,7 @@ import structlog
 
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import Asset, AssetFinder
-from rustybt.backtest.runner import calendar_tz
+from rustybt.backtest.runner import calendar_tz, session_day
 from rustybt.data.bar_data import LiveBarData
 from rustybt.finance.blotter import Blotter
 from rustybt.finance.ledger import Ledger
@@ -123,7 +123,7 @@ class StrategyExecutor:
         """Session roll-over hook, then ``handle_data`` (data already updated)."""
         tz = self._tz
         if tz is not None:
-            day = event.dt.astimezone(tz).date()
+            day = session_day(event.dt, tz)
             if day != self._session:
                 self._session = day
                 self._guard("before_trading_start", self.algo._run_before_trading_start, self.data)
