@@ -20,6 +20,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from benchmarks.bench_live import quiet_logs
 from rustybt.assets import Equity
 from rustybt.finance.ledger import Ledger, Position
 from rustybt.live.brokers.paper_broker import PaperBroker
@@ -107,7 +108,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             out.append(await _measure(n, repeat))
         return out
 
-    rows = asyncio.run(main())
+    with quiet_logs():
+        rows = asyncio.run(main())
     raw: dict[str, Any] = {"rows": rows}
     at_1000 = next((r for r in rows if r["positions"] == 1_000), None)
     notes = (

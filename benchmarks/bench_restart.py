@@ -159,8 +159,8 @@ def _measure(
                 state_dir = here / "state"
                 if scenario == "crash":
                     newest = StateManager(state_dir).list_checkpoints(EveryN.name)
-                    if len(newest) != 2:
-                        raise RuntimeError(f"expected 2 checkpoints, found {len(newest)}")
+                    if len(newest) < 2:
+                        raise RuntimeError("expected an early and a final checkpoint")
                     newest[0].unlink()  # killed before the final checkpoint
                 samples[scenario].append(
                     asyncio.run(_restart(bundle_root, here / "venue.json", state_dir, end))
