@@ -114,8 +114,9 @@ def run(quick: bool = False, events: int | None = None, log: Any = None) -> dict
     ]
     notes = (
         f"{res.events:,} market events, {res.orders} orders, {res.fills} fills in "
-        f"{res.seconds:.0f} s ({res.events_per_s:,.0f} events/s). RSS before the engine: "
-        f"{rss0:.1f} MB; peak {peak:.1f} MB; after the run {rss_end:.1f} MB. Growth after "
+        f"{res.seconds:.0f} s ({res.events_per_s:,.0f} events/s). RSS when the section "
+        f"started: {rss0:.1f} MB (in-process: includes what earlier sections left); peak "
+        f"during the run {peak:.1f} MB; after it {rss_end:.1f} MB. Growth after "
         f"the warm-up ({warmup:,} events): **{growth:+.1f} MB** → "
         f"**{'flat' if flat else 'NOT flat'}** (threshold {FLAT_MB:.0f} MB).\n\n"
         "Containers at the end (what grows): "

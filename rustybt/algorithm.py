@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -38,6 +39,7 @@ from rustybt.finance.order import (
 )
 
 _ZERO = Decimal(0)
+_SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passphrase|private_?key)", re.I)
 _current_algo: contextvars.ContextVar[TradingAlgorithm | None] = contextvars.ContextVar(
     "rustybt_current_algo", default=None
 )
@@ -117,13 +119,15 @@ class TradingAlgorithm:
         """Strategy variables to checkpoint: public attributes of simple types.
 
         Captured: attributes not starting with ``_`` whose values are None, bool, int,
-        str, Decimal, Asset, or lists/tuples/dicts of those. Override this and
-        :meth:`set_state` to capture anything else.
+        str, Decimal, Asset, or lists/tuples/dicts of those. Attributes named like
+        credentials (api_key, secret, token, password, private_key) are never captured.
+        Override this and :meth:`set_state` to capture anything else.
         """
         out: dict[str, Any] = {}
         for key, value in vars(self).items():
-            if not key.startswith("_") and _is_simple(value):
-                out[key] = value
+            if key.startswith("_") or _SECRET_NAME.search(key) or not _is_simple(value):
+                continue  # credentials never reach a checkpoint
+            out[key] = value
         return out
 
     def set_state(self, state: dict[str, Any]) -> None:

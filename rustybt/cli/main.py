@@ -29,7 +29,11 @@ from rich.table import Table
 
 from rustybt.exceptions import ConfigError, RustyBTError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="RustyBT: ingest data, backtest, and paper/live trade.",
+)
 live_app = typer.Typer(add_completion=False, help="Paper/live trading and its control channel.")
 app.add_typer(live_app, name="live")
 console = Console()
@@ -390,7 +394,8 @@ def _run_engine(engine: Any, show_progress: bool) -> int:
         err_console.print(f"[bold red]engine failed:[/] {type(exc).__name__}: {exc}")
         return 1
     st = engine.get_status()
-    values = engine.value_history
+    # The last value is the ledger's, also when a restart replayed no bars.
+    values = [*engine.value_history[:-1], engine.ledger.portfolio_value]
     summary = summarize(
         values,
         engine.ledger.starting_cash,

@@ -219,6 +219,9 @@ class LiveBarData(BarData):
     def update(self, bar: Bar) -> None:
         """Take a new bar (or tick) of one asset. Called once per asset per event."""
         asset = bar.asset
+        latest = self._latest.get(asset)
+        if latest is not None and bar.dt < latest.dt:
+            return  # a late tick never replaces a newer price
         self._latest[asset] = bar
         recent = self._recent.get(asset)
         if recent is None:

@@ -236,7 +236,9 @@ class LiveTradingEngine:
             "scheduled_triggers": 0,
             "checkpoints": 0,
             "reconciliations": 0,
+            "checkpoint_failures": 0,
         }
+        self.last_checkpoint_error: str | None = None
         self.stop_after_market_events: int | None = None
         self.max_drawdown = Decimal(0)
         self.value_history: list[Decimal] = []
@@ -295,6 +297,12 @@ class LiveTradingEngine:
         self.audit.record("engine_paused")
 
     async def resume(self) -> None:
+        """Call the strategy again. After a HALT_AND_ALERT halt, only once positions agree."""
+        if self.reconciliation_state == "halted" and self._running:
+            report = await self._reconcile()
+            if report is None or self.reconciliation_state == "halted":
+                self.audit.warning("engine_resume_refused", reason="reconciliation still fails")
+                return
         self._paused = False
         self.audit.record("engine_resumed")
 
@@ -1072,7 +1080,7 @@ class LiveTradingEngine:
         try:
             path = await self.state_manager.save_checkpoint_async(self.strategy_name, cp)
         except Exception as exc:
-            self.stats["checkpoint_failures"] = self.stats.get("checkpoint_failures", 0) + 1
+            self.stats["checkpoint_failures"] += 1
             self.last_checkpoint_error = f"{type(exc).__name__}: {exc}"
             raise
         self.stats["checkpoints"] += 1
@@ -1168,7 +1176,7 @@ class LiveTradingEngine:
         self.audit.record(
             "reconciliation",
             startup=startup,
-            strategy=strategy.value,
+            reconciliation_strategy=strategy.value,
             has_discrepancies=report.has_discrepancies,
             max_severity=report.max_severity.value,
             report=report.to_dict(),

@@ -281,10 +281,24 @@ async def test_push_market_data_accepts_tick_objects_dicts_and_bars_from_any_thr
             Bar(strategy.aapl, t + timedelta(minutes=1), *(D("190.03"),) * 4, D("10"))
         )
         await asyncio.to_thread(
-            engine.push_market_data, {"asset": strategy.aapl, "price": 190.04, "dt": t}
+            engine.push_market_data,
+            {"asset": strategy.aapl, "price": 190.04, "dt": t + timedelta(minutes=2)},
         )
         await wait_until(lambda: len(strategy.prices) == 9, "four pushed ticks")
         assert strategy.prices[-4:] == [D("190.01"), D("190.02"), D("190.03"), D("190.04")]
+    finally:
+        await _stop(engine, task)
+
+
+async def test_a_late_tick_never_replaces_a_newer_price():
+    strategy = PushTrader()
+    engine, task = await _started_push_engine(strategy)
+    try:
+        t = datetime(2024, 1, 3, 15, 0, tzinfo=UTC)
+        engine.push_market_data(Tick("AAPL", D("190.50"), D("5"), t + timedelta(minutes=1)))
+        engine.push_market_data(Tick("AAPL", D("180.00"), D("5"), t))  # arrives late
+        await wait_until(lambda: len(strategy.prices) == 7, "two pushed ticks")
+        assert strategy.prices[-2:] == [D("190.50"), D("190.50")]
     finally:
         await _stop(engine, task)
 
