@@ -18,16 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
 
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import Asset
+from rustybt.calendars import calendar_tz, session_day
 from rustybt.data.bar_data import BacktestBarData
 from rustybt.exceptions import ConfigError
 from rustybt.finance.blotter import Blotter
@@ -38,42 +37,8 @@ from rustybt.finance.risk_gate import RiskGate
 from rustybt.metrics.performance import summarize
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 _ONE_US = timedelta(microseconds=1)
-_CALENDAR_TZ = {
-    "24/7": "UTC",
-    "24/5": "UTC",
-    "always_open": "UTC",
-    "XNYS": "America/New_York",
-    "XNAS": "America/New_York",
-    "CMES": "America/Chicago",
-    "XLON": "Europe/London",
-    "XTKS": "Asia/Tokyo",
-}
-
-
-@lru_cache(maxsize=32)
-def calendar_tz(calendar: str) -> ZoneInfo:
-    """The time zone in which ``calendar``'s trading days start and end."""
-    known = _CALENDAR_TZ.get(calendar)
-    if known is not None:
-        return ZoneInfo(known)
-    import exchange_calendars as xcals  # slow to import: only for calendars not listed
-
-    try:
-        return ZoneInfo(str(xcals.get_calendar(calendar).tz))
-    except Exception:
-        return ZoneInfo("UTC")
-
-
-def session_day(dt: datetime, tz: ZoneInfo, minute_bars: bool = True) -> date:
-    """The trading day a bar belongs to.
-
-    Minute bars are stamped at the end of their minute, so the bar stamped 00:00 closes
-    the previous day (it matters for 24/7 calendars); daily bars carry their date.
-    """
-    if minute_bars:
-        dt = dt - _ONE_US
-    return dt.astimezone(tz).date()
 
 
 def to_utc(value: Any, name: str) -> datetime | None:
@@ -348,6 +313,8 @@ class _Loop:
                         continue
                     for order in list(blotter._open.get(asset, ())):
                         fill = sim.process(order, bar)
+                        if order.tif in _IMMEDIATE and fill is None:
+                            blotter.mark_cancelled(order, f"{order.tif.value.upper()}: no fill")
                         if fill is not None:
                             blotter.apply_fill(order, fill.amount, fill.price, fill.commission, dt)
                             self.transactions.append(
@@ -360,6 +327,8 @@ class _Loop:
                                     "commission": fill.commission,
                                 }
                             )
+                            if order.is_open and order.tif in _IMMEDIATE:
+                                blotter.mark_cancelled(order, "IOC remainder cancelled")
             # 2. mark positions
             positions = ledger.positions
             if positions:

@@ -104,6 +104,7 @@ class LiveTradingEngine:
         state_dir: str | Path | None = None,
         session_id: str | None = None,
         stop_when_data_ends: bool = True,
+        replay: bool | None = None,
         control_socket: bool = True,
         audit_log: bool = True,
         cash_tolerance_pct: Decimal = Decimal("0.01"),
@@ -140,6 +141,9 @@ class LiveTradingEngine:
         self.reconciliation_strategy = reconciliation_strategy
         self.reconciliation_interval_seconds = reconciliation_interval_seconds
         self.stop_when_data_ends = stop_when_data_ends
+        # None: replay the portal's bundle when the broker is simulated (paper); False:
+        # take pushed/streamed data and use the portal only for history.
+        self._replay = replay
         self.state_dir = Path(state_dir) if state_dir is not None else _state_root() / "state"
         self.state_manager = state_manager or StateManager(self.state_dir)
         self.session_id = session_id or new_session_id()
@@ -398,7 +402,8 @@ class LiveTradingEngine:
         elif not self._ledger_given:
             await self._seed_ledger_from_broker()
 
-        if self.feed.portal is not None and getattr(broker, "simulated", False):
+        replay = self._replay if self._replay is not None else getattr(broker, "simulated", False)
+        if self.feed.portal is not None and replay:
             skip = self._restored_from.extra.get("last_bar_dt") if self._restored_from else None
             n = self.feed.configure_replay(
                 list(self.executor.used_assets) or None,
@@ -864,6 +869,8 @@ class LiveTradingEngine:
                         self.audit.record("replay_finished")
                         if self.stop_when_data_ends:
                             break
+                        # Live from here on: the clock is the wall clock again.
+                        self._sim_now = None
                         continue
                     delay = feed.delay_for(ev)
                     if delay > 0:

@@ -105,6 +105,7 @@ class LiveOrderManager(Blotter):
                 order.limit_price,
                 order.stop_price,
                 client_order_id=order.id,
+                time_in_force=order.tif.value,
             )
         except (InsufficientFundsError, BrokerError, RustyBTError) as exc:
             reason = f"{type(exc).__name__}: {exc}"

@@ -18,7 +18,7 @@ import structlog
 
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import Asset, AssetFinder
-from rustybt.backtest.runner import calendar_tz, session_day
+from rustybt.calendars import calendar_tz, session_day
 from rustybt.data.bar_data import LiveBarData
 from rustybt.finance.blotter import Blotter
 from rustybt.finance.ledger import Ledger

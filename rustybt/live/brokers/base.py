@@ -68,8 +68,13 @@ class BrokerAdapter(ABC):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
         client_order_id: str | None = None,
+        time_in_force: str = "gtc",
     ) -> str:
-        """Submit an order; returns the broker's order id."""
+        """Submit an order; returns the broker's order id.
+
+        ``client_order_id`` goes to the venue so the order can be found after a crash;
+        ``time_in_force`` is one of gtc, day, ioc, fok.
+        """
 
     @abstractmethod
     async def cancel_order(self, broker_order_id: str) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rustybt.assets import Asset, asset_from_dict
+from rustybt.calendars import calendar_tz, session_day
 from rustybt.data.bar import Bar
 from rustybt.exceptions import (
     BrokerConnectionError,
@@ -34,11 +35,12 @@ from rustybt.exceptions import (
 )
 from rustybt.finance.execution import ExecutionSimulator
 from rustybt.finance.ledger import Ledger, Position
-from rustybt.finance.order import Order, OrderStatus, OrderType, validate_order
+from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce, validate_order
 from rustybt.live.brokers.base import BrokerAdapter
 from rustybt.live.events import OrderAckEvent, OrderCancelEvent, OrderFillEvent, OrderRejectEvent
 
 _ZERO = Decimal(0)
+_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
 
 def _dec(name: str, value: Any) -> Decimal:
@@ -96,6 +98,9 @@ class PaperBroker(BrokerAdapter):
         self._eligible_at: dict[str, datetime] = {}
         self._open: dict[Asset, list[Order]] = {}
         self._last_price: dict[Asset, Decimal] = {}
+        # Latency is measured on the market-data clock: the newest bar seen, so pushed
+        # historical bars and replays fill exactly as live ticks would.
+        self._market_now: datetime | None = None
         self._seq = 0
         self._fill_seq = 0
         self.submissions: list[str] = []  # every client order id received, in order
@@ -131,9 +136,11 @@ class PaperBroker(BrokerAdapter):
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
         client_order_id: str | None = None,
+        time_in_force: str = "gtc",
     ) -> str:
         self._require_connected()
         otype = OrderType.parse(order_type) if isinstance(order_type, str) else order_type
+        tif = TimeInForce.parse(time_in_force)
         validate_order(asset, amount, otype, limit_price, stop_price)
         if client_order_id is not None and client_order_id in self._by_client:
             raise BrokerError(
@@ -143,8 +150,8 @@ class PaperBroker(BrokerAdapter):
         self._check_funds(asset, amount, otype, limit_price, stop_price)
         self._seq += 1
         broker_id = f"paper-{self._seq}"
-        now = self._clock()
-        order = Order(broker_id, asset, amount, otype, limit_price, stop_price, created_dt=now)
+        now = self._market_now or self._clock()
+        order = Order(broker_id, asset, amount, otype, limit_price, stop_price, tif, now)
         order.transition(OrderStatus.SUBMITTED)
         cid = client_order_id or broker_id
         self._orders[broker_id] = order
@@ -248,6 +255,8 @@ class PaperBroker(BrokerAdapter):
         changed = False
         for bar in bars:
             asset = bar.asset
+            if self._market_now is None or bar.dt > self._market_now:
+                self._market_now = bar.dt
             self._last_price[asset] = bar.close
             if asset in self.ledger.positions:
                 self.ledger.update_price(asset, bar.close)
@@ -255,10 +264,17 @@ class PaperBroker(BrokerAdapter):
             if not book:
                 continue
             for order in list(book):
+                if order.tif is TimeInForce.DAY and self._past_session(order, bar):
+                    self._expire(order, "DAY order expired at session end", bar.dt)
+                    changed = True
+                    continue
                 if self._eligible_at[order.id] > bar.dt:
                     continue
                 fill = self._sim.process(order, bar)
                 if fill is None:
+                    if order.tif in _IMMEDIATE:
+                        self._expire(order, f"{order.tif.value.upper()}: nothing filled", bar.dt)
+                        changed = True
                     continue
                 if fill.amount > 0:
                     cost = fill.amount * fill.price * asset.multiplier + fill.commission
@@ -286,6 +302,7 @@ class PaperBroker(BrokerAdapter):
                 if not order.is_open:
                     self._remove_open(order)
                 changed = True
+                final = not order.is_open
                 self._emit(
                     OrderFillEvent(
                         self._client_ids[order.id],
@@ -296,11 +313,25 @@ class PaperBroker(BrokerAdapter):
                         fill.commission,
                         f"{order.id}-f{self._fill_seq}",
                         bar.dt,
-                        not order.is_open,
+                        final,
                     )
                 )
+                if not final and order.tif in _IMMEDIATE:
+                    self._expire(order, "IOC remainder cancelled", bar.dt)
         if changed:
             self._save_state()
+
+    def _past_session(self, order: Order, bar: Bar) -> bool:
+        if order.created_dt is None:
+            return False
+        tz = calendar_tz(order.asset.calendar)
+        return session_day(bar.dt, tz) > session_day(order.created_dt, tz)
+
+    def _expire(self, order: Order, reason: str, dt: datetime) -> None:
+        """Cancel what is left of an order by venue rule (time in force)."""
+        order.cancel(reason)
+        self._remove_open(order)
+        self._emit(OrderCancelEvent(self._client_ids[order.id], order.id, reason, dt))
 
     # --- queries ----------------------------------------------------------------------------
     async def get_account_info(self) -> dict[str, Decimal]:

@@ -1,0 +1,48 @@
+"""Trading-calendar facts the kernel needs on its hot paths: time zones and session days.
+
+Kept apart from ``exchange_calendars`` (slow to import) for the calendars we know; any
+other calendar name is looked up there once and cached.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+_ONE_US = timedelta(microseconds=1)
+_CALENDAR_TZ = {
+    "24/7": "UTC",
+    "24/5": "UTC",
+    "always_open": "UTC",
+    "XNYS": "America/New_York",
+    "XNAS": "America/New_York",
+    "CMES": "America/Chicago",
+    "XLON": "Europe/London",
+    "XTKS": "Asia/Tokyo",
+}
+
+
+@lru_cache(maxsize=32)
+def calendar_tz(calendar: str) -> ZoneInfo:
+    """The time zone in which ``calendar``'s trading days start and end."""
+    known = _CALENDAR_TZ.get(calendar)
+    if known is not None:
+        return ZoneInfo(known)
+    import exchange_calendars as xcals  # slow to import: only for calendars not listed
+
+    try:
+        return ZoneInfo(str(xcals.get_calendar(calendar).tz))
+    except Exception:
+        return ZoneInfo("UTC")
+
+
+def session_day(dt: datetime, tz: ZoneInfo, minute_bars: bool = True) -> date:
+    """The trading day a bar belongs to.
+
+    Minute bars are stamped at the end of their minute, so the bar stamped 00:00 closes
+    the previous day (it matters for 24/7 calendars); daily bars carry their date.
+    """
+    if minute_bars:
+        dt = dt - _ONE_US
+    return dt.astimezone(tz).date()
