@@ -6,7 +6,8 @@ Run: ``.venv/bin/python -m benchmarks.bench_risk_gate``; ``make bench`` runs it 
 Every order passes ``RiskGate.check`` before any broker call (DESIGN.md invariant 3), so its
 cost is on the tick-to-submit path. Measured here directly, with a real :class:`Ledger`
 holding 10 or 100 positions and a real :class:`Blotter` holding 50 open orders (the engine
-passes ``blotter.iter_open_orders()``, a generator, exactly like this):
+passes ``blotter.iter_open_orders()`` plus the blotter's running per-asset open totals
+``open_book``/``open_count``, exactly like this, so no limit scans the open orders):
 
 * **empty**: ``RiskGate(None, CircuitBreakerManager())`` — no limits, no breakers;
 * **full**: :class:`RiskLimits` with every limit set (generous enough that the order passes,
@@ -85,7 +86,17 @@ def _measure(gate: RiskGate, ledger: Ledger, blotter: Blotter, asset: Equity, n:
     for _ in range(n):
         pv = ledger.portfolio_value  # the blotter passes it on every order
         t0 = clock()
-        reason = check(asset, amount, price, positions, blotter.iter_open_orders(), pv, dt)
+        reason = check(
+            asset,
+            amount,
+            price,
+            positions,
+            blotter.iter_open_orders(),
+            pv,
+            dt,
+            blotter.open_book,  # as Blotter.place passes them: running per-asset totals
+            blotter.open_count,
+        )
         t1 = clock()
         if reason is not None:
             raise RuntimeError(f"risk gate refused the benchmark order: {reason}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from rustybt.assets import Asset
 from rustybt.exceptions import OrderNotFound
@@ -38,6 +39,10 @@ class Blotter:
         self.clock = clock
         self.orders: dict[str, Order] = {}
         self._open: dict[Asset, list[Order]] = {}
+        # Per asset: [open buy amount, open sell amount, a reference limit/stop price],
+        # kept current on every place/fill/close so the risk gate never scans the book.
+        self.open_book: dict[Asset, list[Any]] = {}
+        self.open_count = 0
         self.sequence = 0
         self.rejected_count = 0
         self.submitted_count = 0
@@ -87,6 +92,8 @@ class Blotter:
             self.iter_open_orders(),
             ledger.portfolio_value,
             order.created_dt,
+            self.open_book,
+            self.open_count,
         )
         if self.on_risk_decision is not None:
             self.on_risk_decision(order, reason)
@@ -97,14 +104,27 @@ class Blotter:
             if self.on_reject is not None:
                 self.on_reject(order, reason)
             return order
+        self._add_open(order)
+        self.submitted_count += 1
+        self._send(order)
+        return order
+
+    def _add_open(self, order: Order) -> None:
+        asset = order.asset
         book = self._open.get(asset)
         if book is None:
             self._open[asset] = [order]
         else:
             book.append(order)
-        self.submitted_count += 1
-        self._send(order)
-        return order
+        entry = self.open_book.get(asset)
+        if entry is None:
+            entry = self.open_book[asset] = [_ZERO, _ZERO, None]
+        remaining = order.open_amount
+        entry[0 if remaining > 0 else 1] += remaining
+        ref = order.limit_price or order.stop_price
+        if ref is not None:
+            entry[2] = ref
+        self.open_count += 1
 
     def _send(self, order: Order) -> None:
         """Hand an accepted order to the venue (subclasses)."""
@@ -137,8 +157,13 @@ class Blotter:
         dt: datetime | None = None,
     ) -> None:
         """Settle a (partial) fill into the order and the ledger, atomically for both."""
+        was_open = order.is_open
         order.apply_fill(amount, price, commission, dt)
         self.ledger.apply_fill(order.asset, amount, price, commission)
+        if was_open:
+            entry = self.open_book.get(order.asset)
+            if entry is not None:
+                entry[0 if order.amount > 0 else 1] -= amount
         self.fill_count += 1
         if not order.is_open:
             self._close(order)
@@ -155,14 +180,23 @@ class Blotter:
         self._close(order)
 
     def _close(self, order: Order) -> None:
-        book = self._open.get(order.asset)
-        if book is not None:
-            try:
-                book.remove(order)
-            except ValueError:
-                pass
+        asset = order.asset
+        book = self._open.get(asset)
+        if book is None:
+            return
+        try:
+            book.remove(order)
+        except ValueError:
+            return
+        if not book:
+            del self._open[asset]
+        self.open_count -= 1
+        entry = self.open_book.get(asset)
+        if entry is not None:
             if not book:
-                del self._open[order.asset]
+                del self.open_book[asset]
+            else:
+                entry[0 if order.amount > 0 else 1] -= order.open_amount
 
     # --- queries ------------------------------------------------------------------
     def get_order(self, order_id: str | Order) -> Order:

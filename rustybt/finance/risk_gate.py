@@ -49,6 +49,8 @@ class RiskGate:
         open_orders: Iterable[Any],
         portfolio_value: Decimal,
         dt: datetime | None = None,
+        open_book: Mapping[Asset, Any] | None = None,
+        open_count: int | None = None,
     ) -> str | None:
         """``None`` when the order may go out, else the reason it may not."""
         if self._blocked_reason is not None:
@@ -56,7 +58,16 @@ class RiskGate:
         limits = self.limits
         if limits is not None:
             try:
-                limits.check_order(asset, amount, price, positions, open_orders, portfolio_value)
+                limits.check_order(
+                    asset,
+                    amount,
+                    price,
+                    positions,
+                    open_orders,
+                    portfolio_value,
+                    open_book=open_book,
+                    open_count=open_count,
+                )
             except RiskLimitExceeded as exc:
                 return str(exc)
         breakers = self.breakers

@@ -266,7 +266,7 @@ class LiveOrderManager(Blotter):
         if order.broker_order_id:
             self._by_broker_id[order.broker_order_id] = order
         if order.is_open:
-            self._open.setdefault(order.asset, []).append(order)
+            self._add_open(order)
         if applied_fill_ids:
             self._applied_fills |= applied_fill_ids
 

@@ -214,6 +214,9 @@ class RiskLimits:
         positions: Mapping[Asset, Any],
         open_orders: Iterable[Any],
         portfolio_value: Decimal,
+        *,
+        open_book: Mapping[Asset, Any] | None = None,
+        open_count: int | None = None,
     ) -> None:
         """Raise :class:`RiskLimitExceeded` if this order would breach a limit.
 
@@ -238,15 +241,23 @@ class RiskLimits:
         if not self._scan:
             return
 
-        # one pass over open orders: count, same-asset sides, and per-asset book if needed
-        n_open = 0
-        buys = sells = _ZERO
-        book: dict[Asset, list[Any]] | None = {} if self._exposure else None
+        if open_book is not None and open_count is not None:
+            # The caller keeps per-asset open totals current (the blotter does): no scan.
+            n_open = open_count
+            mine = open_book.get(asset)
+            buys, sells = (mine[0], mine[1]) if mine is not None else (_ZERO, _ZERO)
+            book: dict[Asset, list[Any]] | None = dict(open_book) if self._exposure else None
+            open_orders = ()
+        else:
+            # one pass over open orders: count, same-asset sides, and the per-asset book
+            n_open = 0
+            buys = sells = _ZERO
+            book = {} if self._exposure else None
         for o in open_orders:
             n_open += 1
             a = o.asset
             q = o.open_amount
-            if a == asset:
+            if a is asset or a == asset:
                 if q > 0:
                     buys += q
                 else:
@@ -331,38 +342,63 @@ class RiskLimits:
         book: dict[Asset, list[Any]],
         portfolio_value: Decimal,
     ) -> None:
-        gross = _ZERO  # worst-case gross exposure without this order
-        this_before = this_after = _ZERO
-        seen_self = False
-        for a in set(positions).union(book):
-            pos = positions.get(a)
-            held = pos.amount if pos is not None else _ZERO
-            b, s, limit_px = book.get(a) or (_ZERO, _ZERO, None)
-            if a == asset:
-                seen_self = True
-                px = price
-            else:
-                px = pos.last_price if pos is not None else None
+        # One pass over positions, then over assets that only have open orders. `book` is
+        # this call's own scratch dict, so popping from it is safe.
+        gross = _ZERO  # worst-case gross exposure, this asset included as it stands
+        this_before = _ZERO
+        this_after: Decimal | None = None
+        for a, pos in positions.items():
+            held = pos.amount
+            entry = book.pop(a, None)
+            mine = a is asset or a == asset
+            px = price if mine else pos.last_price
+            if px is None:
+                px = entry[2] if entry is not None else None
                 if px is None:
-                    px = limit_px
-                if px is None:
-                    if held == 0 and b == 0 and s == 0:
+                    if held == 0:
                         continue
                     raise RiskLimitExceeded(
                         f"max_gross_exposure/max_leverage: cannot value {a.symbol} (no last "
                         "price and no limit price on its open orders); order refused until "
                         "a price is known"
                     )
-            worst = max(abs(held + b), abs(held + s)) * px * a.multiplier
+            mult = a.multiplier
+            if entry is None:
+                worst = abs(held) * px * mult
+                b = s_ = _ZERO
+            else:
+                b, s_ = entry[0], entry[1]
+                worst = max(abs(held + b), abs(held + s_)) * px * mult
             gross += worst
-            if a == asset:
+            if mine:
                 this_before = worst
                 if amount > 0:
                     b += amount
                 else:
-                    s += amount
-                this_after = max(abs(held + b), abs(held + s)) * px * a.multiplier
-        if not seen_self:
+                    s_ += amount
+                this_after = max(abs(held + b), abs(held + s_)) * px * mult
+        for a, (b, s_, limit_px) in book.items():
+            mine = a is asset or a == asset
+            px = price if mine else limit_px
+            if px is None:
+                if b == 0 and s_ == 0:
+                    continue
+                raise RiskLimitExceeded(
+                    f"max_gross_exposure/max_leverage: cannot value {a.symbol} (no last "
+                    "price and no limit price on its open orders); order refused until "
+                    "a price is known"
+                )
+            mult = a.multiplier
+            worst = max(b, -s_) * px * mult
+            gross += worst
+            if mine:
+                this_before = worst
+                if amount > 0:
+                    b += amount
+                else:
+                    s_ += amount
+                this_after = max(b, -s_) * px * mult
+        if this_after is None:
             this_after = abs(amount) * price * asset.multiplier
         total = gross - this_before + this_after
         added = this_after - this_before

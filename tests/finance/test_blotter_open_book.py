@@ -1,0 +1,83 @@
+"""The blotter's running per-asset open totals always equal a scan of its open orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rustybt.assets import Equity
+from rustybt.finance.blotter import Blotter
+from rustybt.finance.ledger import Ledger
+from rustybt.finance.order import OrderType
+from rustybt.finance.risk_gate import RiskGate
+from rustybt.live.risk_limits import RiskLimits
+
+ASSETS = [Equity("AAA"), Equity("BBB"), Equity("CCC")]
+ZERO = Decimal(0)
+
+
+def scanned(blotter: Blotter) -> dict:
+    out: dict = {}
+    for o in blotter.iter_open_orders():
+        entry = out.setdefault(o.asset, [ZERO, ZERO])
+        entry[0 if o.open_amount > 0 else 1] += o.open_amount
+    return out
+
+
+actions = st.lists(
+    st.tuples(
+        st.sampled_from(["place", "fill", "cancel"]),
+        st.integers(0, 2),
+        st.integers(-50, 50).filter(lambda x: x != 0),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(actions)
+def test_open_book_matches_a_scan_after_any_sequence_of_places_fills_and_cancels(steps):
+    blotter = Blotter(Ledger(Decimal("1000000")), RiskGate())
+    for kind, i, qty in steps:
+        asset = ASSETS[i]
+        open_orders = blotter.open_orders(asset)
+        if kind == "place":
+            blotter.place(asset, Decimal(qty), OrderType.MARKET, reference_price=Decimal("10"))
+        elif kind == "fill" and open_orders:
+            order = open_orders[0]
+            part = (
+                order.open_amount if abs(qty) > 25 else order.open_amount / abs(order.open_amount)
+            )
+            blotter.apply_fill(order, part, Decimal("10"), ZERO)
+        elif kind == "cancel" and open_orders:
+            blotter.cancel(open_orders[-1].id)
+    expected = scanned(blotter)
+    got = {a: [e[0], e[1]] for a, e in blotter.open_book.items()}
+    assert got == expected
+    assert blotter.open_count == len(blotter.open_orders())
+
+
+def test_risk_limits_give_the_same_answer_from_the_open_book_and_from_a_scan():
+    limits = RiskLimits(max_position_amount=Decimal(100), max_gross_exposure=Decimal(5000))
+    blotter = Blotter(Ledger(Decimal("1000000")), RiskGate())
+    blotter.place(ASSETS[0], Decimal(60), OrderType.LIMIT, Decimal("10"))
+    blotter.place(ASSETS[1], Decimal(-30), OrderType.LIMIT, Decimal("20"))
+    args = (ASSETS[0], Decimal(50), Decimal("10"), blotter.ledger.positions)
+    outcomes = []
+    for kwargs in (
+        {"open_orders": list(blotter.iter_open_orders())},
+        {
+            "open_orders": (),
+            "open_book": blotter.open_book,
+            "open_count": blotter.open_count,
+        },
+    ):
+        try:
+            limits.check_order(*args, kwargs.pop("open_orders"), Decimal("1000000"), **kwargs)
+            outcomes.append(None)
+        except Exception as exc:  # noqa: BLE001 - compare the messages
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+    assert "max_position_amount" in outcomes[0]
