@@ -92,6 +92,10 @@ class AuditLog:
                 ],
             ).bind(session_id=session_id, strategy=strategy)
 
+    @property
+    def enabled(self) -> bool:
+        return self._log is not None
+
     def record(self, event: str, **fields: Any) -> None:
         if self._log is not None:
             self._log.info(event, **fields)

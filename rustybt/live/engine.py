@@ -370,6 +370,7 @@ class LiveTradingEngine:
     async def shutdown(self) -> None:
         """Stop the loop, wait for in-flight orders, write a final checkpoint."""
         self._stop = True
+        self.event_queue.wake()  # the loop may be waiting on an empty queue
         if not self._running:
             await self._shutdown_internal()
 
@@ -879,7 +880,9 @@ class LiveTradingEngine:
                             feed.unread()
                             ev = other
                 else:
-                    ev = await q.get(timeout=0.25)
+                    # No timeout: shutdown() wakes this wait, so an idle engine costs
+                    # nothing and a tick is not slowed by a timer per wake-up.
+                    ev = await q.get()
                     if ev is None:
                         continue
             await dispatch(ev)

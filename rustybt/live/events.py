@@ -173,8 +173,11 @@ class EventQueue:
         return None
 
     async def get(self, timeout: float | None = None) -> Event | None:
-        """The next event, waiting up to ``timeout`` seconds; ``None`` on timeout."""
-        while not self._heap:
+        """The next event, waiting up to ``timeout`` seconds.
+
+        ``None`` on timeout, or when :meth:`wake` interrupts the wait.
+        """
+        if not self._heap:
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
             try:
@@ -187,7 +190,15 @@ class EventQueue:
                         return None
             finally:
                 self._waiter = None
+            if not self._heap:
+                return None
         return heapq.heappop(self._heap)[2]
+
+    def wake(self) -> None:
+        """Interrupt a pending :meth:`get` (it returns None); safe from the loop thread."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def pop_before(self, priority: int) -> Event | None:
         """The next event if it outranks ``priority`` (lower number), else None."""

@@ -53,7 +53,9 @@ class LiveOrderManager(Blotter):
         self.on_error: Callable[[str], None] | None = None
         self.submit_latencies_ns: list[int] | None = None  # benchmark hook
         self.last_event_enqueued_ns = 0
-        self.on_risk_decision = self._audit_risk
+        # Skip building audit records at all when there is no audit file.
+        self.on_risk_decision = self._audit_risk if self.audit.enabled else None
+        self._asset_dicts: dict[Any, dict[str, Any]] = {}
 
     # --- audit ---------------------------------------------------------------------------
     def _audit_risk(self, order: Order, reason: str | None) -> None:
@@ -81,7 +83,7 @@ class LiveOrderManager(Blotter):
             journal.record(
                 "intent",
                 order.id,
-                asset=order.asset.to_dict(),
+                asset=self._asset_dict(order.asset),
                 amount=order.amount,
                 order_type=order.order_type.value,
                 limit_price=order.limit_price,
@@ -93,6 +95,12 @@ class LiveOrderManager(Blotter):
         task = asyncio.get_running_loop().create_task(self._submit(order))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _asset_dict(self, asset: Any) -> dict[str, Any]:
+        d = self._asset_dicts.get(asset)
+        if d is None:
+            d = self._asset_dicts[asset] = asset.to_dict()
+        return d
 
     async def _submit(self, order: Order) -> None:
         if self.submit_latencies_ns is not None:
