@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import time
 import traceback
@@ -1033,8 +1034,6 @@ class LiveTradingEngine:
         om = self.order_manager
         open_orders = om.open_orders()
         strategy_state = self.strategy.get_state()
-        import copy
-
         try:
             # Encoded later in a worker thread: copy, so the loop cannot change it meanwhile.
             strategy_state = copy.deepcopy(strategy_state)
@@ -1043,28 +1042,13 @@ class LiveTradingEngine:
         last_bar = self._sim_now.isoformat() if self._sim_now else None
         if last_bar is None and self._restored_from is not None:
             last_bar = self._restored_from.extra.get("last_bar_dt")
+        positions, cash, pending = self._local_snapshots()
         return StateCheckpoint(
             timestamp=datetime.now(UTC),
             portfolio_value=led.portfolio_value,
-            cash=led.cash,
-            positions=[
-                PositionSnapshot(p.asset, p.amount, p.total_cost, p.last_price)
-                for p in led.positions.values()
-            ],
-            pending_orders=[
-                OrderSnapshot(
-                    o.broker_order_id or o.id,
-                    o.asset,
-                    o.amount,
-                    o.status.value,
-                    client_order_id=o.id,
-                    filled=o.filled,
-                    order_type=o.order_type.value,
-                    limit_price=o.limit_price,
-                    stop_price=o.stop_price,
-                )
-                for o in open_orders
-            ],
+            cash=cash,
+            positions=positions,
+            pending_orders=pending,
             strategy_name=self.strategy_name,
             strategy_state=strategy_state,
             breaker_state=self.circuit_breakers.to_dict(),
