@@ -123,11 +123,18 @@ def run(
     data_frequency: str = typer.Option("minute", "--data-frequency"),
     output: Path = typer.Option(None, "--output", "-o", help="Folder for Parquet results."),
     strategy_name: str = typer.Option(None, help="Class to run when the file has several."),
+    commission_per_share: str = typer.Option("0.005", help="Commission per share/unit."),
+    slippage_bps: str = typer.Option("5", help="Slippage in basis points."),
+    volume_limit_pct: str = typer.Option(
+        "0.025", help="Max fraction of a bar's volume one asset's orders may take."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
-    """Backtest a strategy and print its summary."""
+    """Backtest a strategy and print its summary (same cost defaults as `rustybt live`)."""
     from rustybt.backtest.runner import run_algorithm
     from rustybt.cli.strategy_file import load_strategy
+    from rustybt.finance.decimal.commission import PerShareCommission
+    from rustybt.finance.decimal.slippage import FixedBasisPointsSlippage
     from rustybt.metrics.performance import format_summary
 
     try:
@@ -142,6 +149,11 @@ def run(
             start=start,
             end=end,
             capital_base=capital_base,
+            commission_model=PerShareCommission(
+                _decimal("commission-per-share", commission_per_share)
+            ),
+            slippage_model=FixedBasisPointsSlippage(_decimal("slippage-bps", slippage_bps)),
+            volume_limit_pct=_decimal("volume-limit-pct", volume_limit_pct),
             show_progress=not no_progress,
             output_dir=out,
         )
