@@ -592,7 +592,7 @@ class TradingScheduler:
         self.clock.advance_to(dt)
 
     def _sweep_to(self, target: datetime) -> None:
-        if not self._started or self._paused:
+        if not self._jobs or not self._started or self._paused:
             return
         clock = self.clock
         assert clock is not None
