@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from rustybt.exceptions import BrokerError, InsufficientFundsError, RustyBTError
+from rustybt.exceptions import BrokerError, InsufficientFundsError, JournalError, RustyBTError
 from rustybt.finance.blotter import Blotter
 from rustybt.finance.ledger import Ledger
 from rustybt.finance.order import Order, OrderStatus
@@ -80,18 +80,28 @@ class LiveOrderManager(Blotter):
         journal = self.journal
         if journal is not None:
             # Write before send: the intent reaches the OS before the broker sees it.
-            journal.record(
-                "intent",
-                order.id,
-                asset=self._asset_dict(order.asset),
-                amount=order.amount,
-                order_type=order.order_type.value,
-                limit_price=order.limit_price,
-                stop_price=order.stop_price,
-                tif=order.tif.value,
-                dt=order.created_dt,
-                strategy=self.strategy_name,
-            )
+            try:
+                journal.record(
+                    "intent",
+                    order.id,
+                    asset=self._asset_dict(order.asset),
+                    amount=order.amount,
+                    order_type=order.order_type.value,
+                    limit_price=order.limit_price,
+                    stop_price=order.stop_price,
+                    tif=order.tif.value,
+                    dt=order.created_dt,
+                    strategy=self.strategy_name,
+                )
+            except JournalError as exc:
+                # Not journalled means not sent; and no new risk until the journal works
+                # again (fail closed). Cancels stay possible.
+                reason = f"order journal unwritable, order not sent: {exc}"
+                self.mark_rejected(order, reason)
+                self.risk_gate.block(reason)
+                self.audit.warning("journal_write_failed", client_order_id=order.id, error=str(exc))
+                self._count_error(reason)
+                return
         task = asyncio.get_running_loop().create_task(self._submit(order))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
