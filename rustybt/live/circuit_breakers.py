@@ -607,7 +607,25 @@ class DailyLossCircuitBreaker(CircuitBreaker):
 
 
 # --- order rate -------------------------------------------------------------------------
-class OrderRateCircuitBreaker(CircuitBreaker):
+class _SlidingWindowBreaker(CircuitBreaker):
+    """A breaker counting timestamps in a sliding window: their shared persistence."""
+
+    _times: deque[datetime]
+
+    def _clear_rolling(self) -> None:
+        self._times.clear()
+
+    def _dump_rolling(self) -> dict[str, Any]:
+        return {"times": [t.isoformat() for t in self._times]}
+
+    def _parse_rolling(self, where: str, data: dict[str, Any]) -> Any:
+        raw = data.get("times", [])
+        if not isinstance(raw, list):
+            raise CheckpointCorrupted(f"{where}: data.times must be a list")
+        return [_parse_dt(f"{where} data.times", t) for t in raw]
+
+
+class OrderRateCircuitBreaker(_SlidingWindowBreaker):
     """Trips when more than ``max_orders_per_minute`` orders fall within ``window_seconds``.
 
     Sliding window over the ``dt`` of each submission: an order exactly ``window_seconds``
@@ -648,24 +666,12 @@ class OrderRateCircuitBreaker(CircuitBreaker):
             )
         return False
 
-    def _clear_rolling(self) -> None:
-        self._times.clear()
-
-    def _dump_rolling(self) -> dict[str, Any]:
-        return {"times": [t.isoformat() for t in self._times]}
-
-    def _parse_rolling(self, where: str, data: dict[str, Any]) -> Any:
-        raw = data.get("times", [])
-        if not isinstance(raw, list):
-            raise CheckpointCorrupted(f"{where}: data.times must be a list")
-        return [_parse_dt(f"{where} data.times", t) for t in raw]
-
     def _apply_rolling(self, parsed: Any) -> None:
         self._times = deque(parsed, maxlen=self.max_orders_per_minute + 1)
 
 
 # --- error rate -------------------------------------------------------------------------
-class ErrorRateCircuitBreaker(CircuitBreaker):
+class ErrorRateCircuitBreaker(_SlidingWindowBreaker):
     """Trips when ``max_errors`` errors fall within ``window_seconds`` (reaching it trips).
 
     Sliding window over the ``dt`` of each error; an error exactly ``window_seconds`` old has
@@ -699,18 +705,6 @@ class ErrorRateCircuitBreaker(CircuitBreaker):
                 dt,
             )
         return False
-
-    def _clear_rolling(self) -> None:
-        self._times.clear()
-
-    def _dump_rolling(self) -> dict[str, Any]:
-        return {"times": [t.isoformat() for t in self._times]}
-
-    def _parse_rolling(self, where: str, data: dict[str, Any]) -> Any:
-        raw = data.get("times", [])
-        if not isinstance(raw, list):
-            raise CheckpointCorrupted(f"{where}: data.times must be a list")
-        return [_parse_dt(f"{where} data.times", t) for t in raw]
 
     def _apply_rolling(self, parsed: Any) -> None:
         self._times = deque(parsed, maxlen=self.max_errors)

@@ -125,19 +125,16 @@ class LiveOrderManager(Blotter):
                 client_order_id=order.id,
                 time_in_force=order.tif.value,
             )
-        except (InsufficientFundsError, BrokerError, RustyBTError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a broker refusal, or a broken adapter: never fatal
+            known = isinstance(exc, InsufficientFundsError | BrokerError | RustyBTError)
+            reason = f"{'' if known else 'submit failed: '}{type(exc).__name__}: {exc}"
             if self.journal is not None:
                 self.journal.record("reject", order.id, reason=reason)
-            self.audit.warning("order_rejected", client_order_id=order.id, reason=reason)
-            self.mark_rejected(order, reason)
-            self._count_error(reason)
-            return
-        except Exception as exc:  # a broken adapter must not kill the engine
-            reason = f"submit failed: {type(exc).__name__}: {exc}"
-            if self.journal is not None:
-                self.journal.record("reject", order.id, reason=reason)
-            self.audit.warning("order_submit_error", client_order_id=order.id, reason=reason)
+            self.audit.warning(
+                "order_rejected" if known else "order_submit_error",
+                client_order_id=order.id,
+                reason=reason,
+            )
             self.mark_rejected(order, reason)
             self._count_error(reason)
             return

@@ -357,11 +357,7 @@ class RiskLimits:
                 if px is None:
                     if held == 0:
                         continue
-                    raise RiskLimitExceeded(
-                        f"max_gross_exposure/max_leverage: cannot value {a.symbol} (no last "
-                        "price and no limit price on its open orders); order refused until "
-                        "a price is known"
-                    )
+                    raise _unvalued(a)
             mult = a.multiplier
             if entry is None:
                 worst = abs(held) * px * mult
@@ -383,11 +379,7 @@ class RiskLimits:
             if px is None:
                 if b == 0 and s_ == 0:
                     continue
-                raise RiskLimitExceeded(
-                    f"max_gross_exposure/max_leverage: cannot value {a.symbol} (no last "
-                    "price and no limit price on its open orders); order refused until "
-                    "a price is known"
-                )
+                raise _unvalued(a)
             mult = a.multiplier
             worst = max(b, -s_) * px * mult
             gross += worst
@@ -421,3 +413,10 @@ class RiskLimits:
                     f"{asset.symbol}) / portfolio value {portfolio_value} = "
                     f"{total / portfolio_value:.4f} > limit {lev}"
                 )
+
+
+def _unvalued(asset: Asset) -> RiskLimitExceeded:
+    return RiskLimitExceeded(
+        f"max_gross_exposure/max_leverage: cannot value {asset.symbol} (no last price and no "
+        "limit price on its open orders); order refused until a price is known"
+    )
