@@ -103,6 +103,7 @@ class Blotter:
             self.rejected_count += 1
             if self.on_reject is not None:
                 self.on_reject(order, reason)
+            self._retired(order)
             return order
         self._add_open(order)
         self.submitted_count += 1
@@ -188,6 +189,7 @@ class Blotter:
             book.remove(order)
         except ValueError:
             return
+        self._retired(order)
         if not book:
             del self._open[asset]
         self.open_count -= 1
@@ -197,6 +199,9 @@ class Blotter:
                 del self.open_book[asset]
             else:
                 entry[0 if order.amount > 0 else 1] -= order.open_amount
+
+    def _retired(self, order: Order) -> None:
+        """An order left the book for good (hook: live trading archives old ones)."""
 
     # --- queries ------------------------------------------------------------------
     def get_order(self, order_id: str | Order) -> Order:

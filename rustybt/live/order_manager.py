@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +25,44 @@ from rustybt.finance.order import Order, OrderStatus
 from rustybt.finance.risk_gate import RiskGate
 from rustybt.live.audit import AuditLog
 from rustybt.live.events import OrderAckEvent, OrderCancelEvent, OrderFillEvent, OrderRejectEvent
+
+
+class RecentIds:
+    """A set of the most recent ``limit`` ids (oldest forgotten first).
+
+    Fill ids are remembered so a replayed fill is never applied twice; venues replay
+    recent fills (after a reconnect), so a bounded memory keeps a months-long session
+    from growing without end.
+    """
+
+    __slots__ = ("_ids", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self._ids: dict[str, None] = {}
+        self.limit = limit
+
+    def add(self, fill_id: str) -> None:
+        ids = self._ids
+        ids[fill_id] = None
+        if len(ids) > self.limit:
+            del ids[next(iter(ids))]
+
+    def update(self, fill_ids: Any) -> None:
+        for fill_id in fill_ids:
+            self.add(fill_id)
+
+    def __ior__(self, fill_ids: Any) -> RecentIds:
+        self.update(fill_ids)
+        return self
+
+    def __contains__(self, fill_id: object) -> bool:
+        return fill_id in self._ids
+
+    def __iter__(self) -> Any:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 class LiveOrderManager(Blotter):
@@ -39,6 +78,7 @@ class LiveOrderManager(Blotter):
         clock: Callable[[], datetime | None],
         journal: Any = None,
         audit: AuditLog | None = None,
+        max_closed_orders: int = 10_000,
     ) -> None:
         super().__init__(ledger, risk_gate, f"{strategy_name[:12]}-{session_id}", clock)
         self.broker = broker
@@ -46,10 +86,14 @@ class LiveOrderManager(Blotter):
         self.audit = audit or AuditLog(None, session_id, strategy_name)
         self.strategy_name = strategy_name
         self._by_broker_id: dict[str, Order] = {}
-        self._applied_fills: set[str] = set()
+        self._applied_fills = RecentIds(200_000)
         self._pending_cancel: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.errors = 0
+        # A session may run for months: keep the most recent closed orders in memory (late
+        # fills and get_order find them); older ones live on in the journal only.
+        self.max_closed_orders = max_closed_orders
+        self._closed_ids: deque[str] = deque()
         self.on_error: Callable[[str], None] | None = None
         self.submit_latencies_ns: list[int] | None = None  # benchmark hook
         self.last_event_enqueued_ns = 0
@@ -105,6 +149,14 @@ class LiveOrderManager(Blotter):
         task = asyncio.get_running_loop().create_task(self._submit(order))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _retired(self, order: Order) -> None:
+        closed = self._closed_ids
+        closed.append(order.id)
+        while len(closed) > self.max_closed_orders:
+            old = self.orders.pop(closed.popleft(), None)
+            if old is not None and old.broker_order_id is not None:
+                self._by_broker_id.pop(old.broker_order_id, None)
 
     def _asset_dict(self, asset: Any) -> dict[str, Any]:
         d = self._asset_dicts.get(asset)
