@@ -35,6 +35,7 @@ class Blotter:
     ) -> None:
         self.ledger = ledger
         self.risk_gate = risk_gate or RiskGate()
+        self.risk_gate.attach(ledger)
         self.id_prefix = id_prefix
         self.clock = clock
         self.orders: dict[str, Order] = {}
@@ -126,6 +127,9 @@ class Blotter:
         if ref is not None:
             entry[2] = ref
         self.open_count += 1
+        touched = self.ledger.touched
+        if touched is not None:
+            touched.add(asset)
 
     def _send(self, order: Order) -> None:
         """Hand an accepted order to the venue (subclasses)."""
@@ -193,6 +197,9 @@ class Blotter:
         if not book:
             del self._open[asset]
         self.open_count -= 1
+        touched = self.ledger.touched
+        if touched is not None:
+            touched.add(asset)
         entry = self.open_book.get(asset)
         if entry is not None:
             if not book:

@@ -29,7 +29,7 @@ build, every attribute read goes to the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -205,7 +205,15 @@ def _check_price(name: str, price: Any, asset: Asset) -> Decimal:
 class Ledger:
     """Cash, positions, fees and PnL of one strategy account."""
 
-    __slots__ = ("cash", "starting_cash", "positions", "fees_paid", "realized_pnl")
+    __slots__ = (
+        "cash",
+        "starting_cash",
+        "positions",
+        "fees_paid",
+        "realized_pnl",
+        "touched",
+        "mark_listener",
+    )
 
     def __init__(self, starting_cash: Decimal) -> None:
         starting_cash = to_decimal("starting_cash", starting_cash)
@@ -216,6 +224,10 @@ class Ledger:
         self.positions: Positions = Positions()
         self.fees_paid = _ZERO
         self.realized_pnl = _ZERO
+        # Assets whose position or mark changed, for an incremental exposure check (the
+        # risk gate installs its set here when exposure limits are configured).
+        self.touched: set[Asset] | None = None
+        self.mark_listener: Callable[[Asset, Decimal, Decimal], None] | None = None
 
     # --- fills -------------------------------------------------------------------
     def apply_fill(
@@ -276,6 +288,8 @@ class Ledger:
             pos._cost = new_cost
             pos.last_price = price
             pos.realized_pnl = pos_realized + realized
+        if self.touched is not None:
+            self.touched.add(asset)
 
     def update_price(self, asset: Asset, price: Decimal) -> None:
         """Mark ``asset`` at ``price``; a no-op when there is no position in it."""
@@ -283,7 +297,11 @@ class Ledger:
         if pos is not None:
             if type(price) is not Decimal or not price.is_finite() or price <= 0:
                 price = _check_price("mark price", price, asset)
+            old = pos.last_price
             pos.last_price = price
+            listener = self.mark_listener
+            if listener is not None:
+                listener(asset, old, price)
 
     # --- state replacement ---------------------------------------------------------
     def set_state(
@@ -326,6 +344,9 @@ class Ledger:
         self.cash = new_cash
         self.fees_paid = new_fees
         self.realized_pnl = new_realized
+        if self.touched is not None:
+            self.touched.update(self.positions)
+            self.touched.update(new_positions)
         # Same dict object, so a held `portfolio.positions` reference stays live.
         self.positions.clear()
         self.positions.update(new_positions)

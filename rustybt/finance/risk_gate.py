@@ -20,12 +20,22 @@ from rustybt.exceptions import RiskLimitExceeded
 class RiskGate:
     """Position limits + circuit breakers + the fail-closed switch, checked in that order."""
 
-    __slots__ = ("limits", "breakers", "_blocked_reason")
+    __slots__ = ("limits", "breakers", "_blocked_reason", "_exposure")
 
     def __init__(self, limits: Any = None, breakers: Any = None) -> None:
         self.limits = limits
         self.breakers = breakers
         self._blocked_reason: str | None = None
+        self._exposure: Any = None
+
+    def attach(self, ledger: Any) -> None:
+        """Track exposure incrementally for ``ledger`` when exposure limits are set."""
+        if self.limits is not None and getattr(self.limits, "_exposure", False):
+            from rustybt.live.risk_limits import ExposureCache
+
+            self._exposure = ExposureCache()
+            ledger.touched = self._exposure.dirty
+            ledger.mark_listener = self._exposure.on_mark
 
     # --- fail closed ----------------------------------------------------------------
     def block(self, reason: str) -> None:
@@ -67,6 +77,7 @@ class RiskGate:
                     portfolio_value,
                     open_book=open_book,
                     open_count=open_count,
+                    exposure=self._exposure if open_book is not None else None,
                 )
             except RiskLimitExceeded as exc:
                 return str(exc)

@@ -217,6 +217,7 @@ class RiskLimits:
         *,
         open_book: Mapping[Asset, Any] | None = None,
         open_count: int | None = None,
+        exposure: ExposureCache | None = None,
     ) -> None:
         """Raise :class:`RiskLimitExceeded` if this order would breach a limit.
 
@@ -246,7 +247,9 @@ class RiskLimits:
             n_open = open_count
             mine = open_book.get(asset)
             buys, sells = (mine[0], mine[1]) if mine is not None else (_ZERO, _ZERO)
-            book: dict[Asset, list[Any]] | None = dict(open_book) if self._exposure else None
+            book: dict[Asset, list[Any]] | None = (
+                None if not self._exposure else {} if exposure is not None else dict(open_book)
+            )
             open_orders = ()
         else:
             # one pass over open orders: count, same-asset sides, and the per-asset book
@@ -331,7 +334,41 @@ class RiskLimits:
                     f"> limit {pct:%} ({cap})"
                 )
         if book is not None:
-            self._check_exposure(asset, amount, price, positions, book, portfolio_value)
+            if exposure is not None and open_book is not None:
+                self._check_exposure_cached(
+                    asset, amount, price, held, mine_entry(open_book, asset), exposure,
+                    positions, open_book, portfolio_value,
+                )  # fmt: skip
+            else:
+                self._check_exposure(asset, amount, price, positions, book, portfolio_value)
+
+    def _check_exposure_cached(
+        self,
+        asset: Asset,
+        amount: Decimal,
+        price: Decimal,
+        held: Decimal,
+        entry: Any,
+        exposure: ExposureCache,
+        positions: Mapping[Asset, Any],
+        open_book: Mapping[Asset, Any],
+        portfolio_value: Decimal,
+    ) -> None:
+        """Same rule as :meth:`_check_exposure`, from the cache's running per-asset terms."""
+        exposure.refresh(positions, open_book)
+        for other in exposure.unvalued:
+            if not (other is asset or other == asset):
+                raise _unvalued(other)
+        b, s_ = (entry[0], entry[1]) if entry is not None else (_ZERO, _ZERO)
+        mult = asset.multiplier
+        this_before = max(abs(held + b), abs(held + s_)) * price * mult
+        if amount > 0:
+            b += amount
+        else:
+            s_ += amount
+        this_after = max(abs(held + b), abs(held + s_)) * price * mult
+        gross = exposure.total - exposure.terms.get(asset, _ZERO) + this_before
+        self._judge_exposure(asset, gross, this_before, this_after, portfolio_value)
 
     def _check_exposure(
         self,
@@ -392,6 +429,16 @@ class RiskLimits:
                 this_after = max(b, -s_) * px * mult
         if this_after is None:
             this_after = abs(amount) * price * asset.multiplier
+        self._judge_exposure(asset, gross, this_before, this_after, portfolio_value)
+
+    def _judge_exposure(
+        self,
+        asset: Asset,
+        gross: Decimal,
+        this_before: Decimal,
+        this_after: Decimal,
+        portfolio_value: Decimal,
+    ) -> None:
         total = gross - this_before + this_after
         added = this_after - this_before
         limit = self.max_gross_exposure
@@ -420,3 +467,116 @@ def _unvalued(asset: Asset) -> RiskLimitExceeded:
         f"max_gross_exposure/max_leverage: cannot value {asset.symbol} (no last price and no "
         "limit price on its open orders); order refused until a price is known"
     )
+
+
+def mine_entry(open_book: Mapping[Asset, Any], asset: Asset) -> Any:
+    return open_book.get(asset)
+
+
+def worst_case_term(asset: Asset, pos: Any, entry: Any) -> Decimal | None:
+    """``max(|held + open buys|, |held + open sells|) × price × multiplier`` for one asset.
+
+    Valued at the position's last price, else at a limit/stop price of its open orders;
+    ``None`` when it has exposure but no price at all (the caller refuses then).
+    """
+    held = pos.amount if pos is not None else _ZERO
+    if entry is not None:
+        b, s_ = entry[0], entry[1]
+    else:
+        b = s_ = _ZERO
+    if held == 0 and b == 0 and s_ == 0:
+        return _ZERO
+    px = pos.last_price if pos is not None else None
+    if px is None and entry is not None:
+        px = entry[2]
+    if px is None:
+        return None
+    return max(abs(held + b), abs(held + s_)) * px * asset.multiplier
+
+
+class ExposureCache:
+    """Running worst-case gross exposure, kept current as things change.
+
+    * A new mark of a held asset (every bar) adjusts that asset's term and the total by
+      ``worst quantity × multiplier × price change``: :meth:`on_mark`, installed as the
+      ledger's ``mark_listener``, two Decimal operations.
+    * A fill, a position replaced, or an open order placed/filled/closed adds the asset
+      to :attr:`dirty` (the ledger's and the blotter's ``touched`` set); :meth:`refresh`
+      recomputes just those terms before the next check.
+
+    So an order's exposure check costs O(assets whose position or orders changed since
+    the last order), not O(everything held or ordered).
+    """
+
+    __slots__ = ("terms", "total", "dirty", "unvalued", "_all_dirty", "_qty_mult")
+
+    def __init__(self) -> None:
+        self.terms: dict[Asset, Decimal] = {}
+        self.total = _ZERO
+        self.dirty: set[Asset] = set()
+        self.unvalued: set[Asset] = set()
+        self._all_dirty = True
+        # worst-case quantity × multiplier of assets valued at their position's mark
+        self._qty_mult: dict[Asset, Decimal] = {}
+
+    def invalidate(self) -> None:
+        self._all_dirty = True
+
+    def on_mark(self, asset: Asset, old: Decimal, new: Decimal) -> None:
+        if self._all_dirty or asset in self.dirty:
+            return  # recomputed from scratch at the next refresh anyway
+        qm = self._qty_mult.get(asset)
+        if qm is None:
+            self.dirty.add(asset)
+            return
+        delta = qm * (new - old)
+        self.terms[asset] += delta
+        self.total += delta
+
+    def refresh(self, positions: Mapping[Asset, Any], open_book: Mapping[Asset, Any]) -> None:
+        dirty = self.dirty
+        if self._all_dirty:
+            self._all_dirty = False
+            self.terms.clear()
+            self.unvalued.clear()
+            self._qty_mult.clear()
+            self.total = _ZERO
+            dirty.update(positions)
+            dirty.update(open_book)
+        elif not dirty:
+            return
+        terms, unvalued, qty_mult = self.terms, self.unvalued, self._qty_mult
+        total = self.total
+        zero = _ZERO
+        for a in dirty:
+            pos = positions.get(a)
+            entry = open_book.get(a)
+            old = terms.get(a, zero)
+            qty_mult.pop(a, None)
+            held = pos.amount if pos is not None else zero
+            if entry is None:
+                b = s_ = zero
+            else:
+                b, s_ = entry[0], entry[1]
+            if not held and not b and not s_:
+                new = zero
+            elif pos is not None:  # a held asset is valued at its mark
+                qm = max(abs(held + b), abs(held + s_)) * a.multiplier
+                qty_mult[a] = qm
+                new = qm * pos.last_price
+            elif entry[2] is not None:  # only open orders: at their limit/stop price
+                new = max(abs(b), abs(s_)) * entry[2] * a.multiplier
+            else:
+                new = None
+            if new is None:
+                unvalued.add(a)
+                new = zero
+            elif a in unvalued:
+                unvalued.discard(a)
+            if new:
+                terms[a] = new
+            elif old:
+                del terms[a]
+            total += new - old
+        dirty.clear()
+        self.total = total

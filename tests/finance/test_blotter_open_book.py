@@ -81,3 +81,61 @@ def test_risk_limits_give_the_same_answer_from_the_open_book_and_from_a_scan():
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1]
     assert "max_position_amount" in outcomes[0]
+
+
+exposure_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["place", "fill", "cancel", "mark"]),
+        st.integers(0, 2),
+        st.integers(-50, 50).filter(lambda x: x != 0),
+    ),
+    max_size=40,
+)
+
+
+def _verdict(call):
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - compare the messages
+        return str(exc)
+    return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(exposure_steps, st.integers(0, 2), st.integers(-80, 80).filter(lambda x: x != 0))
+def test_cached_exposure_gives_the_same_verdict_as_a_full_scan(steps, i, qty):
+    limits = RiskLimits(max_gross_exposure=Decimal(3000), max_leverage=Decimal("0.002"))
+    gate = RiskGate(limits)
+    blotter = Blotter(Ledger(Decimal("1000000")), RiskGate())  # holds orders, never refuses
+    gate.attach(blotter.ledger)  # the gate under test tracks this ledger incrementally
+    led = blotter.ledger
+    for kind, k, q in steps:
+        asset = ASSETS[k]
+        open_orders = blotter.open_orders(asset)
+        if kind == "place":
+            blotter.place(asset, Decimal(q), OrderType.LIMIT, Decimal(10 + k))
+        elif kind == "fill" and open_orders:
+            order = open_orders[0]
+            blotter.apply_fill(order, order.open_amount, Decimal(10 + k), ZERO)
+        elif kind == "cancel" and open_orders:
+            blotter.cancel(open_orders[-1].id)
+        elif kind == "mark":
+            blotter.ledger.update_price(asset, Decimal(abs(q)))
+        # check after every step, so the cache is exercised while it changes
+        args = (ASSETS[i], Decimal(qty), Decimal("12"), led.positions)
+        scan = _verdict(
+            lambda a=args: limits.check_order(
+                *a, list(blotter.iter_open_orders()), led.portfolio_value
+            )
+        )
+        cached = _verdict(
+            lambda a=args: limits.check_order(
+                *a,
+                (),
+                led.portfolio_value,
+                open_book=blotter.open_book,
+                open_count=blotter.open_count,
+                exposure=gate._exposure,
+            )
+        )
+        assert scan == cached
