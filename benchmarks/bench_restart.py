@@ -97,16 +97,15 @@ async def _trade(
         bundle_root, venue, state_dir, every=1, end=end, checkpoint_interval_seconds=86_400
     )
     engine.stop_after_market_events = n_orders
-    pending: list[asyncio.Task[Any]] = []
 
     def first(eng: LiveTradingEngine) -> None:
         eng.on_progress = None
-        pending.append(asyncio.get_running_loop().create_task(eng.checkpoint()))
+        # Written right now, on the loop (untimed setup), so it really is the first bar's
+        # state: a task could run only after many more bars of a max-speed replay.
+        eng.state_manager.save_checkpoint(eng.strategy_name, eng.build_checkpoint())
 
     engine.on_progress = first
     await asyncio.wait_for(engine.run(), timeout=600)
-    for task in pending:
-        await task
     if engine.fatal_error:
         raise RuntimeError(f"setup engine failed: {engine.fatal_error}")
     return engine.order_manager.submitted_count

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -146,7 +146,21 @@ class LiveOrderManager(Blotter):
                 self.audit.warning("journal_write_failed", client_order_id=order.id, error=str(exc))
                 self._count_error(reason)
                 return
-        task = asyncio.get_running_loop().create_task(self._submit(order))
+        self._start(self._submit(order))
+
+    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` now, up to its first real wait; a task finishes it from there.
+
+        An in-process venue (the paper broker) never waits, so the order reaches
+        ``submit_order`` within the strategy's ``order()`` call, with no event-loop turn
+        in between; a network adapter's first ``await`` hands the rest to the loop, so the
+        strategy is never blocked. (Python 3.12's eager tasks do the same.)
+        """
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
+        task = asyncio.get_running_loop().create_task(_finish(coro, waiting_on))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -214,9 +228,7 @@ class LiveOrderManager(Blotter):
         if order.broker_order_id is None:
             self._pending_cancel.add(order.id)
             return
-        task = asyncio.get_running_loop().create_task(self._cancel_at_broker(order, reason))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start(self._cancel_at_broker(order, reason))
 
     async def _cancel_at_broker(self, order: Order, reason: str) -> None:
         try:
@@ -345,3 +357,31 @@ class LiveOrderManager(Blotter):
         for o in self.iter_open_orders():
             total += abs(o.open_amount)
         return total
+
+
+async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Drive a coroutine that :meth:`LiveOrderManager._start` began, to its end.
+
+    ``waiting_on`` is what the coroutine yielded: an asyncio future it awaits, or ``None``
+    for a bare yield to the loop (``asyncio.sleep(0)``).
+    """
+    while True:
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                # The coroutine's own await flagged the future as blocking; the task
+                # protocol expects to see that flag set by the awaiting side, so clear
+                # it and await the future from here.
+                waiting_on._asyncio_future_blocking = False
+                await waiting_on
+        except BaseException as exc:  # cancellation or the awaited future's error
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
