@@ -2,8 +2,10 @@
 
 Every accepted order is written to the order journal *before* ``submit_order`` is
 called (DESIGN.md invariant 4), under a client order id that is unique across restarts
-(``<strategy>-<session>-<seq>``). The submission itself runs on the event loop as a
-task, so the strategy's synchronous ``order()`` returns at once. Broker events (ack,
+(``<strategy>-<session>-<seq>``). The submission starts eagerly inside ``order()`` and
+continues on a task only if the adapter awaits the network, so the strategy's synchronous
+``order()`` never waits on I/O and an in-process venue is reached with no loop turn.
+Broker events (ack,
 fill, cancel, reject) come back through :meth:`LiveOrderManager.on_fill` and friends; a
 fill id already applied is ignored, so a replayed fill never counts twice.
 """
