@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -144,12 +145,12 @@ def _table(code: str, start_ns: int, end_ns: int) -> _SessionTable:
 
 
 # --- rules -------------------------------------------------------------------------------------
-class DateRule:
+class DateRule(ABC):
     """Chooses which sessions fire. Subclasses implement :meth:`select`."""
 
+    @abstractmethod
     def select(self, sessions: pd.DatetimeIndex) -> np.ndarray:
         """Boolean mask over ``sessions`` (complete weeks/months are always passed)."""
-        raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and repr(self) == repr(other)
@@ -204,12 +205,12 @@ class _NthInPeriod(DateRule):
         return f"{self.period}_{side}(days_offset={self.days_offset})"
 
 
-class TimeRule:
+class TimeRule(ABC):
     """Chooses the instants within each chosen session. Subclasses implement :meth:`times`."""
 
+    @abstractmethod
     def times(self, opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
         """Sorted int64 ns UTC firing times for sessions with these opens/closes."""
-        raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and repr(self) == repr(other)

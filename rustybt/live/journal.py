@@ -87,7 +87,7 @@ def journal_path(directory: Path | str, strategy_name: str) -> Path:
 def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, Asset):
         return obj.to_dict()
-    raise NotImplementedError(
+    raise TypeError(
         f"cannot journal a {type(obj).__name__}; pass Decimal, str, int, datetime, Asset, "
         "or dicts/lists of those"
     )
@@ -499,7 +499,7 @@ class OrderJournal:
             rec.update(fields)
             try:
                 line = self._encoder.encode(rec) + b"\n"
-            except (NotImplementedError, TypeError, ValueError) as exc:
+            except (TypeError, ValueError) as exc:
                 raise JournalError(
                     f"cannot journal {kind} for {client_order_id!r}: {exc}"
                 ) from None
