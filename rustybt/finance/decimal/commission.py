@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rustybt.exceptions import ConfigError
+from rustybt.finance.decimal import config_decimal
 
 if TYPE_CHECKING:
     from rustybt.finance.order import Order
@@ -30,23 +30,6 @@ def _round(value: Decimal) -> Decimal:
     if value.as_tuple().exponent < -8:  # type: ignore[operator]
         return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
     return value
-
-
-def _config_decimal(model: str, name: str, value: Any) -> Decimal:
-    """A finite, non-negative Decimal or :class:`ConfigError` naming the parameter."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{model}({name}={value!r}): pass a number, e.g. Decimal('0.005')")
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        out = Decimal(value)
-    except Exception:
-        raise ConfigError(
-            f"{model}({name}={value!r}) is not a number; pass a Decimal, e.g. Decimal('0.005')"
-        ) from None
-    if not out.is_finite() or out < 0:
-        raise ConfigError(f"{model}({name}={value!r}) must be a finite number >= 0")
-    return out
 
 
 class CommissionModel(ABC):
@@ -94,10 +77,8 @@ class PerShareCommission(CommissionModel):
         cost: Decimal = Decimal("0.001"),
         min_trade_cost: Decimal = _ZERO,
     ) -> None:
-        self.cost = _config_decimal("PerShareCommission", "cost", cost)
-        self.min_trade_cost = _config_decimal(
-            "PerShareCommission", "min_trade_cost", min_trade_cost
-        )
+        self.cost = config_decimal("PerShareCommission", "cost", cost)
+        self.min_trade_cost = config_decimal("PerShareCommission", "min_trade_cost", min_trade_cost)
 
     def calculate(self, order: Order, fill_price: Decimal, fill_amount: Decimal) -> Decimal:
         per_share_total = (abs(order.filled) + abs(fill_amount)) * self.cost
@@ -112,7 +93,7 @@ class PerTradeCommission(CommissionModel):
     __slots__ = ("cost",)
 
     def __init__(self, cost: Decimal = _ZERO) -> None:
-        self.cost = _config_decimal("PerTradeCommission", "cost", cost)
+        self.cost = config_decimal("PerTradeCommission", "cost", cost)
 
     def calculate(self, order: Order, fill_price: Decimal, fill_amount: Decimal) -> Decimal:
         if order.filled != 0:
@@ -126,7 +107,7 @@ class PerDollarCommission(CommissionModel):
     __slots__ = ("basis_points",)
 
     def __init__(self, basis_points: Decimal = Decimal("15")) -> None:
-        self.basis_points = _config_decimal("PerDollarCommission", "basis_points", basis_points)
+        self.basis_points = config_decimal("PerDollarCommission", "basis_points", basis_points)
 
     def calculate(self, order: Order, fill_price: Decimal, fill_amount: Decimal) -> Decimal:
         notional = abs(fill_amount) * fill_price * order.asset.multiplier
@@ -150,8 +131,8 @@ class MakerTakerFee(CommissionModel):
         maker_bps: Decimal = Decimal("10"),
         taker_bps: Decimal = Decimal("10"),
     ) -> None:
-        self.maker_bps = _config_decimal("MakerTakerFee", "maker_bps", maker_bps)
-        self.taker_bps = _config_decimal("MakerTakerFee", "taker_bps", taker_bps)
+        self.maker_bps = config_decimal("MakerTakerFee", "maker_bps", maker_bps)
+        self.taker_bps = config_decimal("MakerTakerFee", "taker_bps", taker_bps)
 
     def calculate(self, order: Order, fill_price: Decimal, fill_amount: Decimal) -> Decimal:
         # Compared by value so this module need not import the order module.

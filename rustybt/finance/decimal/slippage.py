@@ -19,32 +19,17 @@ from typing import Any
 
 from rustybt.assets import Asset
 from rustybt.exceptions import ConfigError
+from rustybt.finance.decimal import config_decimal
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _BPS = Decimal(10000)
 
 
-def _config_decimal(model: str, name: str, value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise ConfigError(f"{model}({name}={value!r}): pass a number, e.g. Decimal('5')")
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        out = Decimal(value)
-    except Exception:
-        raise ConfigError(
-            f"{model}({name}={value!r}) is not a number; pass a Decimal, e.g. Decimal('5')"
-        ) from None
-    if not out.is_finite() or out < 0:
-        raise ConfigError(f"{model}({name}={value!r}) must be a finite number >= 0")
-    return out
-
-
 def _volume_limit(model: str, value: Any) -> Decimal | None:
     if value is None:
         return None
-    out = _config_decimal(model, "volume_limit", value)
+    out = config_decimal(model, "volume_limit", value)
     if not 0 < out <= 1:
         raise ConfigError(
             f"{model}(volume_limit={value!r}) is a fraction of bar volume and must be in "
@@ -115,7 +100,7 @@ class FixedBasisPointsSlippage(SlippageModel):
     def __init__(
         self, basis_points: Decimal = Decimal("5"), volume_limit: Decimal | None = None
     ) -> None:
-        bps = _config_decimal("FixedBasisPointsSlippage", "basis_points", basis_points)
+        bps = config_decimal("FixedBasisPointsSlippage", "basis_points", basis_points)
         if bps >= _BPS:
             raise ConfigError(
                 f"FixedBasisPointsSlippage(basis_points={basis_points!r}) must be < 10000 "
@@ -148,7 +133,7 @@ class VolumeShareSlippage(SlippageModel):
         volume_limit: Decimal | None = Decimal("0.025"),
         price_impact: Decimal = Decimal("0.1"),
     ) -> None:
-        impact = _config_decimal("VolumeShareSlippage", "price_impact", price_impact)
+        impact = config_decimal("VolumeShareSlippage", "price_impact", price_impact)
         limit = _volume_limit("VolumeShareSlippage", volume_limit)
         worst = limit if limit is not None else _ONE
         if impact * worst * worst >= _ONE:

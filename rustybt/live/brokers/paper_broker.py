@@ -33,6 +33,7 @@ from rustybt.exceptions import (
     InvalidOrder,
     OrderNotFound,
 )
+from rustybt.finance.decimal import config_decimal
 from rustybt.finance.execution import ExecutionSimulator
 from rustybt.finance.ledger import Ledger, Position
 from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce, validate_order
@@ -44,13 +45,7 @@ _IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
 
 def _dec(name: str, value: Any) -> Decimal:
-    try:
-        out = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    except Exception as exc:
-        raise ConfigError(f"PaperBroker {name}={value!r} is not a number") from exc
-    if not out.is_finite():
-        raise ConfigError(f"PaperBroker {name}={value!r} must be finite")
-    return out
+    return config_decimal("PaperBroker", name, value)
 
 
 class PaperBroker(BrokerAdapter):
