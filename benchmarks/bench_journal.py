@@ -92,58 +92,15 @@ def _measure(n: int) -> tuple[list[int], list[int], float, int, int, float]:
 
 
 def main(n: int = 20000) -> None:
-    asset = Crypto("BTCUSDT")
-    now = datetime.now(UTC)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.journal"
-        journal = OrderJournal(path)
-        intents: list[int] = []
-        fills: list[int] = []
-        clock = time.perf_counter_ns
-        for i in range(n):
-            coid = f"s1-{i}"
-            t0 = clock()
-            journal.record(
-                "intent",
-                coid,
-                asset=asset,
-                amount=Decimal("0.015"),
-                order_type="limit",
-                limit_price=Decimal("64000.10"),
-                stop_price=None,
-                tif="gtc",
-                dt=now,
-                strategy="bench",
-            )
-            t1 = clock()
-            journal.record(
-                "fill",
-                coid,
-                fill_id=f"f{i}",
-                amount=Decimal("0.015"),
-                price=Decimal("64000.10"),
-                commission=Decimal("0.96"),
-                dt=now,
-            )
-            t2 = clock()
-            intents.append(t1 - t0)
-            fills.append(t2 - t1)
-        t0 = time.perf_counter()
-        journal.flush_sync()
-        fsync_ms = (time.perf_counter() - t0) * 1e3
-        journal.close_sync()
-        size = os.path.getsize(path)
-        t0 = time.perf_counter()
-        state = OrderJournal.replay(path)
-        replay_s = time.perf_counter() - t0
+    intents, fills, fsync_ms, size, count, replay_s = _measure(n)
     im, ip = _percentiles(intents)
     fm, fp = _percentiles(fills)
     print(f"record intent: median {im:.2f} us, p99 {ip:.2f} us")
     print(f"record fill:   median {fm:.2f} us, p99 {fp:.2f} us")
     print(f"one fsync after {2 * n} records: {fsync_ms:.2f} ms")
     print(
-        f"replay {state.record_count} records ({size / 1e6:.1f} MB): {replay_s * 1e3:.0f} ms "
-        f"({state.record_count / replay_s:,.0f} records/s)"
+        f"replay {count} records ({size / 1e6:.1f} MB): {replay_s * 1e3:.0f} ms "
+        f"({count / replay_s:,.0f} records/s)"
     )
 
 

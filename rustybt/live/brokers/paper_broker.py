@@ -69,8 +69,6 @@ class PaperBroker(BrokerAdapter):
     ) -> None:
         super().__init__()
         cash = _dec("starting_cash", starting_cash)
-        if cash < 0:
-            raise ConfigError("PaperBroker starting_cash must be >= 0")
         if order_latency_ms < 0:
             raise ConfigError("PaperBroker order_latency_ms must be >= 0")
         jitter = _dec("latency_jitter_pct", latency_jitter_pct)
