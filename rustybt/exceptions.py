@@ -99,6 +99,26 @@ class MalformedVenueMessage(BrokerError, ValueError):
     """A venue sent a message that does not match its documented format."""
 
 
+class OrderStatusUnknown(BrokerError):
+    """A submit's outcome is unknown: timeout, dropped connection or 5xx after sending.
+
+    The venue may or may not have accepted the order. The engine keeps it open in the
+    UNKNOWN state (counted at full size everywhere) and resolves it by client order id;
+    it is never resubmitted blind.
+    """
+
+
+class RateLimited(BrokerError):
+    """The venue refused a request for exceeding its rate limit: it was not processed.
+
+    ``retry_after`` is the venue's ``Retry-After`` in seconds when it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # --- durability --------------------------------------------------------------------
 class CheckpointError(RustyBTError):
     """A checkpoint could not be written or read."""
@@ -118,6 +138,10 @@ class CheckpointWriteError(CheckpointError, OSError):
 
 class JournalError(RustyBTError):
     """The order journal could not be written or read."""
+
+
+class StateDirLocked(RustyBTError):
+    """Another live engine already owns this strategy's state directory (exclusive lock)."""
 
 
 class ReconciliationError(RustyBTError):

@@ -74,11 +74,26 @@ class BrokerAdapter(ABC):
 
         ``client_order_id`` goes to the venue so the order can be found after a crash;
         ``time_in_force`` is one of gtc, day, ioc, fok.
+
+        Errors: a definitive refusal raises ``OrderRejected``, ``InsufficientFundsError``
+        or ``RateLimited`` (not processed). A timeout, dropped connection or 5xx after the
+        request left raises ``OrderStatusUnknown``; the engine treats any other exception
+        the same way (unknown outcome, resolved by client order id, never resent blind).
         """
 
     @abstractmethod
-    async def cancel_order(self, broker_order_id: str) -> None:
-        """Cancel an order by broker id."""
+    async def cancel_order(
+        self,
+        broker_order_id: str | None,
+        *,
+        client_order_id: str | None = None,
+        asset: Asset | None = None,
+    ) -> None:
+        """Cancel an order by broker id, or by client order id (and asset) after a restart.
+
+        Venues that key cancels by symbol need ``asset``; after a crash the broker id may be
+        unknown locally, so ``client_order_id`` alone must be enough where the venue allows.
+        """
 
     @abstractmethod
     async def get_account_info(self) -> dict[str, Decimal]:

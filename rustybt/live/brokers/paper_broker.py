@@ -219,11 +219,20 @@ class PaperBroker(BrokerAdapter):
             )
         return None
 
-    async def cancel_order(self, broker_order_id: str) -> None:
+    async def cancel_order(
+        self,
+        broker_order_id: str | None,
+        *,
+        client_order_id: str | None = None,
+        asset: Asset | None = None,
+    ) -> None:
         self._require_connected()
-        order = self._orders.get(broker_order_id)
+        order = self._orders.get(broker_order_id) if broker_order_id else None
+        if order is None and client_order_id is not None:
+            order = self._orders.get(self._by_client.get(client_order_id, ""))
         if order is None:
-            raise OrderNotFound(f"paper broker has no order {broker_order_id!r}")
+            ref = broker_order_id or client_order_id
+            raise OrderNotFound(f"paper broker has no order {ref!r}")
         if not order.is_open:
             return
         order.cancel("cancel requested")
