@@ -215,6 +215,7 @@ class LiveBarData(BarData):
         self.current_dt = None
         self._latest: dict[Asset, Bar] = {}
         self._recent: dict[Asset, deque[Bar]] = {}
+        self._ticks: dict[Asset, tuple[datetime, Decimal]] = {}
 
     def update(self, bar: Bar) -> None:
         """Take a new bar (or tick) of one asset. Called once per asset per event."""
@@ -228,8 +229,18 @@ class LiveBarData(BarData):
             recent = self._recent[asset] = deque(maxlen=self.window)
         recent.append(bar)
 
+    def update_price(self, asset: Asset, price: Decimal, dt: datetime) -> None:
+        """A trade between bar closes (a streamed tick): it moves ``price`` and
+        ``last_price`` only; bar fields and history still come from closed bars."""
+        old = self._ticks.get(asset)
+        if old is None or dt >= old[0]:
+            self._ticks[asset] = (dt, price)
+
     def last_price(self, asset: Asset) -> Decimal | None:
         bar = self._latest.get(asset)
+        tick = self._ticks.get(asset)
+        if tick is not None and (bar is None or tick[0] >= bar.dt):
+            return tick[1]
         return bar.close if bar is not None else None
 
     def bar(self, asset: Asset) -> Bar | None:
@@ -239,6 +250,8 @@ class LiveBarData(BarData):
         return bar
 
     def _current(self, asset: Asset, field: str) -> Decimal | None:
+        if field == "price" and self._ticks:
+            return self.last_price(asset)
         bar = self._latest.get(asset)
         if bar is None:
             return None

@@ -29,6 +29,21 @@ from rustybt.live.events import MarketDataEvent
 _ZERO = Decimal(0)
 
 
+def _number(value: Any, what: str) -> Decimal:
+    """A pushed price/volume as ``Decimal``: floats are refused (money is never a float)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        raise MalformedVenueMessage(
+            f"market data {what} {value!r} is a float; pass Decimal('{value!r}') or the string "
+            f"'{value!r}' (a float cannot hold most prices exactly)"
+        )
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        raise MalformedVenueMessage(f"market data {what} {value!r} is not a number") from None
+
+
 def parse_speed(speed: str | float | int | None) -> float | None:
     """``None`` means as fast as possible; otherwise a multiple of real time."""
     if speed is None:
@@ -190,23 +205,17 @@ class DataFeed:
             price = get("close")
         if price is None:
             raise MalformedVenueMessage(f"market data {item!r} has no price/close")
-        try:
-            close = price if isinstance(price, Decimal) else Decimal(str(price))
-        except ArithmeticError:
-            raise MalformedVenueMessage(f"market data price {price!r} is not a number") from None
+        close = _number(price, "price")
         if not close.is_finite() or close <= 0:
             raise MalformedVenueMessage(f"market data price {price!r} must be a finite number > 0")
-        try:
-            volume = get("volume", _ZERO)
-            volume = volume if isinstance(volume, Decimal) else Decimal(str(volume or 0))
-            open_ = get("open")
-            high = get("high")
-            low = get("low")
-            open_ = Decimal(str(open_)) if open_ is not None else close
-            high = Decimal(str(high)) if high is not None else max(open_, close)
-            low = Decimal(str(low)) if low is not None else min(open_, close)
-        except ArithmeticError:
-            raise MalformedVenueMessage(f"market data {item!r} has a non-numeric field") from None
+        volume = get("volume", _ZERO)
+        volume = _number(volume or 0, "volume")
+        open_ = get("open")
+        high = get("high")
+        low = get("low")
+        open_ = _number(open_, "open") if open_ is not None else close
+        high = _number(high, "high") if high is not None else max(open_, close)
+        low = _number(low, "low") if low is not None else min(open_, close)
         if not close.is_finite() or close <= 0:
             raise MalformedVenueMessage(f"market data price {price!r} must be a finite number > 0")
         return MarketDataEvent(

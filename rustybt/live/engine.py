@@ -252,6 +252,9 @@ class LiveTradingEngine:
         self.on_progress: Callable[[LiveTradingEngine], None] | None = None
         self._control: Any = None
         self._control_enabled = control_socket
+        # Engine-owned market-data streams (rustybt.live.streaming), made on first use.
+        self.streams: Any = None
+        self.data_gaps: list[Any] = []
 
     # --- clock ---------------------------------------------------------------------------
     def clock(self) -> datetime:
@@ -282,8 +285,121 @@ class LiveTradingEngine:
             )
         self._pending_checkpoint = checkpoint
 
+    # --- streams --------------------------------------------------------------------------
+    def add_stream(
+        self,
+        stream: Any,
+        assets: Any,
+        channels: Any = ("trade", "kline_1m"),
+        *,
+        bar_interval: Any = None,
+        grace: Any = None,
+    ) -> None:
+        """Trade on bars built from ``stream`` (a ``rustybt.live.streaming`` adapter).
+
+        The engine connects it at start, subscribes ``assets`` (Assets or symbols) to
+        ``channels``, closes one bar event per ``bar_interval`` (default one minute) for
+        all streamed assets, backfills bars missed while a stream was down, blocks new
+        risk while a stream is down or stale, and disconnects it at shutdown. See
+        docs/streaming.md.
+        """
+        if self._running:
+            raise ConfigError("add_stream() must be called before run()")
+        sup = self._stream_supervisor()
+        if bar_interval is not None or grace is not None:
+            self.configure_bars(bar_interval=bar_interval, grace=grace)
+        lookup = self.executor.asset_finder.lookup_symbol
+        resolved = [lookup(a) if isinstance(a, str) else a for a in assets]
+        sup.add(stream, resolved, channels)
+
+    def configure_bars(self, *, bar_interval: Any = None, grace: Any = None) -> None:
+        """Bar length (default one minute) and grace for late trades (default 2 s) of the
+        bars the engine builds from streamed or pushed ticks; call before :meth:`run`."""
+        from datetime import timedelta
+
+        def _td(name: str, v: Any) -> Any:
+            if v is None or isinstance(v, timedelta):
+                return v
+            if isinstance(v, int | float | Decimal) and not isinstance(v, bool):
+                return timedelta(seconds=float(v))
+            raise ConfigError(f"{name} must be seconds or a timedelta, got {v!r}")
+
+        self._stream_supervisor().configure(
+            interval=_td("bar_interval", bar_interval), grace=_td("grace", grace)
+        )
+
+    def _stream_supervisor(self) -> Any:
+        if self.streams is None:
+            from rustybt.live.streaming.supervisor import HOLD_KEY, StreamSupervisor
+
+            gate = self.risk_gate
+
+            def hold(reason: str) -> None:
+                if hasattr(gate, "hold"):
+                    gate.hold(HOLD_KEY, reason)
+                elif gate.blocked_reason is None or gate.blocked_reason.startswith("market data"):
+                    gate.block(reason)
+
+            def release() -> None:
+                if hasattr(gate, "release"):
+                    gate.release(HOLD_KEY)
+                elif (gate.blocked_reason or "").startswith("market data"):
+                    gate.unblock()
+
+            self.streams = StreamSupervisor(
+                self.event_queue.put_nowait,
+                self.executor.data.update_price,
+                lambda kind, msg, details: self.event_queue.put_nowait(
+                    AlertEvent(kind, msg, details)
+                ),
+                hold,
+                release,
+                self._on_data_gap,
+            )
+        return self.streams
+
+    def _on_data_gap(self, gap: Any) -> None:
+        self.data_gaps.append(gap)
+        del self.data_gaps[:-1000]
+        self.audit.warning(
+            "market_data_gap",
+            asset=gap.symbol,
+            start=gap.start,
+            end=gap.end,
+            reason=gap.reason,
+        )
+        hook = getattr(self.strategy, "on_data_gap", None)
+        if callable(hook):
+            self.executor._guard("on_data_gap", hook, gap)
+
+    def _push_tick(self, tick: Any) -> None:
+        if tick.asset is None:
+            tick.asset = self.executor.asset_finder.lookup_symbol(tick.symbol)
+        sup = self._stream_supervisor()
+        if self._running and not sup.started and self._loop is not None:
+            sup.started = True  # pushed ticks alone: close their bars on the timer
+            self._tasks.append(self._loop.create_task(sup.start()))
+        sup.on_tick(tick)
+
     def push_market_data(self, item: Any) -> None:
-        """Feed a tick/bar from an external stream (thread-safe)."""
+        """Feed a tick/bar from an external stream (thread-safe).
+
+        A ``rustybt.live.streaming.models.TickData`` is a trade: it moves the last price
+        and goes into the bar being built (the strategy sees bars, one per interval). A
+        ``Bar``, dict or other tick-like object is delivered as a bar of its own. Prices
+        must be ``Decimal`` or strings: a float is refused (``MalformedVenueMessage``).
+        """
+        from rustybt.live.streaming.models import TickData
+
+        if isinstance(item, TickData):
+            from rustybt.live.streaming.models import parse_decimal
+
+            for name in ("price", "volume"):
+                v = getattr(item, name)
+                if not isinstance(v, Decimal):
+                    setattr(item, name, parse_decimal(v, f"tick {name}"))
+            self._call_on_loop(self._push_tick, item)
+            return
         event = DataFeed.make_event(item, self.executor.asset_finder.lookup_symbol, self.clock)
         loop = self._loop
         if loop is not None and loop.is_running():
@@ -295,6 +411,18 @@ class LiveTradingEngine:
                 loop.call_soon_threadsafe(self.event_queue.put_nowait, event)
                 return
         self.event_queue.put_nowait(event)
+
+    def _call_on_loop(self, fn: Callable[[Any], None], arg: Any) -> None:
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(fn, arg)
+                return
+        fn(arg)
 
     async def pause(self) -> None:
         """Stop calling the strategy; fills and market data are still processed."""
@@ -338,6 +466,8 @@ class LiveTradingEngine:
             "replay_progress": (self.feed.replay_position, self.feed.replay_total),
             "current_time": self._sim_now.isoformat() if self._sim_now else None,
             "fatal_error": self.fatal_error,
+            "streams": self.streams.status() if self.streams is not None else None,
+            "data_gaps": len(self.data_gaps),
         }
 
     def get_shadow_report(self) -> Any:
@@ -404,7 +534,10 @@ class LiveTradingEngine:
         elif not self._ledger_given:
             await self._seed_ledger_from_broker()
 
-        replay = self._replay if self._replay is not None else getattr(broker, "simulated", False)
+        streaming = self.streams is not None
+        replay = self._replay
+        if replay is None:
+            replay = getattr(broker, "simulated", False) and not streaming
         if self.feed.portal is not None and replay:
             skip = self._restored_from.extra.get("last_bar_dt") if self._restored_from else None
             n = self.feed.configure_replay(
@@ -412,6 +545,9 @@ class LiveTradingEngine:
                 datetime.fromisoformat(skip) if skip else None,
             )
             self.audit.record("replay_configured", bars=n, speed=self.feed.speed or "max")
+        elif streaming:
+            # Engine-owned streams replace the broker polling pump.
+            await self.streams.start()
         else:
             assets = list(self.executor.used_assets)
             if assets:
@@ -1305,6 +1441,9 @@ class LiveTradingEngine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.streams is not None:
+            with contextlib.suppress(Exception):
+                await self.streams.stop()
         with contextlib.suppress(Exception):
             await self.order_manager.drain()
         if self._control is not None:

@@ -282,7 +282,7 @@ async def test_push_market_data_accepts_tick_objects_dicts_and_bars_from_any_thr
         )
         await asyncio.to_thread(
             engine.push_market_data,
-            {"asset": strategy.aapl, "price": 190.04, "dt": t + timedelta(minutes=2)},
+            {"asset": strategy.aapl, "price": "190.04", "dt": t + timedelta(minutes=2)},
         )
         await wait_until(lambda: len(strategy.prices) == 9, "four pushed ticks")
         assert strategy.prices[-4:] == [D("190.01"), D("190.02"), D("190.03"), D("190.04")]

@@ -1,0 +1,1 @@
+"""Loopback fake of Bybit (see each module)."""

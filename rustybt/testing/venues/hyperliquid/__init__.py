@@ -1,0 +1,1 @@
+"""Loopback fake of Hyperliquid (see each module)."""

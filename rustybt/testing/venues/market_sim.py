@@ -1,0 +1,414 @@
+"""The shared core of the fake venues' market-data streams (loopback only).
+
+:class:`MarketSimulator` makes deterministic trades (a seeded random walk) at a chosen
+rate and remembers them per bar, so the REST kline endpoint of a fake venue answers
+with exactly the bars a client would have built from the trades it was sent — and with
+the bars it missed while disconnected. :class:`MarketStreamServer` is a real websocket
+server on 127.0.0.1 plus a small HTTP server for the REST klines; a venue module (for
+example ``binance/market_stream.py``) supplies only the venue's frames.
+
+Faults, each on demand: ``drop()`` aborts every connection (no close frame), ``stall()``
+stops sending (the socket stays open), ``garbage()`` sends frames that are not the
+venue's format, ``close_clean()`` closes with code 1000, ``restart()`` takes the server
+down and up again on the same port, ``rest_fail`` makes REST answer 503, and a client
+that does not read fast enough is disconnected as a slow consumer (its send queue is
+bounded). Everything is bounded: history (``history_bars``), queues, and the rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+_CENT = Decimal("0.01")
+_LOT = Decimal("0.001")
+
+
+@dataclass(slots=True)
+class Trade:
+    symbol: str
+    trade_id: int
+    price: Decimal
+    qty: Decimal
+    time_ms: int
+    buyer_maker: bool
+
+
+@dataclass(slots=True)
+class Kline:
+    symbol: str
+    start_ms: int
+    end_ms: int  # exclusive
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trades: int = 1
+
+
+class MarketSimulator:
+    """Seeded random-walk trades for ``symbols``; bars of ``bar_seconds`` remembered."""
+
+    def __init__(
+        self,
+        symbols: dict[str, Decimal | str],
+        *,
+        bar_seconds: float = 60,
+        seed: int = 7,
+        history_bars: int = 5_000,
+    ) -> None:
+        self.prices = {s: Decimal(str(p)) for s, p in symbols.items()}
+        self.bar_ms = int(bar_seconds * 1000)
+        self.rng = random.Random(seed)
+        self.history_bars = history_bars
+        self.klines: dict[str, dict[int, Kline]] = {s: {} for s in symbols}
+        self._order: dict[str, deque[int]] = {s: deque() for s in symbols}
+        self._tid = 0
+
+    def bar_start(self, ms: int) -> int:
+        return ms - ms % self.bar_ms
+
+    def trade(self, symbol: str, now_ms: int) -> Trade:
+        rng = self.rng
+        price = self.prices[symbol]
+        step = (price * Decimal(rng.randint(-20, 20)) / Decimal(10_000)).quantize(_CENT)
+        price = max(price + step, _CENT)
+        self.prices[symbol] = price
+        qty = (Decimal(rng.randint(1, 2_000)) * _LOT).quantize(_LOT)
+        self._tid += 1
+        t = Trade(symbol, self._tid, price, qty, now_ms, rng.random() < 0.5)
+        self._record(t)
+        return t
+
+    def _record(self, t: Trade) -> None:
+        start = self.bar_start(t.time_ms)
+        book = self.klines[t.symbol]
+        k = book.get(start)
+        if k is None:
+            k = book[start] = Kline(
+                t.symbol, start, start + self.bar_ms, t.price, t.price, t.price, t.price, t.qty
+            )
+            order = self._order[t.symbol]
+            order.append(start)
+            while len(order) > self.history_bars:
+                book.pop(order.popleft(), None)
+            return
+        k.high = max(k.high, t.price)
+        k.low = min(k.low, t.price)
+        k.close = t.price
+        k.volume += t.qty
+        k.trades += 1
+
+    def kline_range(self, symbol: str, start_ms: int, end_ms: int, limit: int) -> list[Kline]:
+        """Bars whose open time is within ``[start_ms, end_ms]``, oldest first."""
+        book = self.klines.get(symbol, {})
+        out = [k for s, k in sorted(book.items()) if start_ms <= s <= end_ms]
+        return out[:limit]
+
+    def forget(self, symbol: str, start_ms: int, end_ms: int) -> None:
+        """Lose bars (the venue cannot serve them): for unfillable-gap tests."""
+        book = self.klines.get(symbol, {})
+        for s in [s for s in book if start_ms <= s <= end_ms]:
+            del book[s]
+
+
+@dataclass(eq=False)
+class Client:
+    """One websocket connection to the fake venue."""
+
+    ws: ServerConnection
+    path: str
+    subs: set[tuple[str, str]] = field(default_factory=set)  # (channel, venue symbol)
+    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(1_000))
+    sent: int = 0
+    combined: bool = False
+
+
+class MarketStreamServer(ABC):
+    """A fake venue's public market-data websocket + REST klines on 127.0.0.1."""
+
+    venue = ""
+
+    def __init__(
+        self,
+        symbols: dict[str, Decimal | str] | None = None,
+        *,
+        rate: float = 50.0,
+        bar_seconds: float = 60,
+        seed: int = 7,
+        port: int = 0,
+        rest_port: int = 0,
+        send_queue: int = 1_000,
+        kline_every: int = 10,
+        server_ping_interval: float | None = None,
+    ) -> None:
+        self.sim = MarketSimulator(
+            symbols or {"BTCUSDT": "42000", "ETHUSDT": "2300"}, bar_seconds=bar_seconds, seed=seed
+        )
+        self.rate = rate
+        self.port = port
+        self.rest_port = rest_port
+        self.send_queue = send_queue
+        self.kline_every = kline_every
+        self.server_ping_interval = server_ping_interval
+        self.clients: set[Client] = set()
+        self.connections = 0
+        self.subscribe_log: list[tuple[int, list[str]]] = []  # (connection no., what)
+        self.slow_consumers_dropped = 0
+        self.frames_sent = 0
+        self.stalled = False
+        self.rest_fail = False
+        self.rest_requests: list[tuple[str, str, dict[str, Any]]] = []
+        self._server: Server | None = None
+        self._rest: asyncio.Server | None = None
+        self._gen: asyncio.Task[None] | None = None
+        self._last_bar: dict[str, int] = {}
+        self._since_kline: dict[str, int] = {}
+        self.trades_made = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{self.default_path}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    default_path = "/ws"
+
+    async def start(self) -> MarketStreamServer:
+        await self._start_ws()
+        self._rest = await asyncio.start_server(self._http, "127.0.0.1", self.rest_port)
+        self.rest_port = self._rest.sockets[0].getsockname()[1]
+        self._gen = asyncio.get_running_loop().create_task(self._generate())
+        return self
+
+    async def _start_ws(self) -> None:
+        self._server = await serve(
+            self._handler, "127.0.0.1", self.port, ping_interval=self.server_ping_interval
+        )
+        self.port = self._server.sockets[0].getsockname()[1]  # type: ignore[index]
+
+    async def stop(self) -> None:
+        if self._gen is not None:
+            self._gen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gen
+        await self._stop_ws()
+        if self._rest is not None:
+            self._rest.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._rest.wait_closed(), 2)
+
+    async def _stop_ws(self) -> None:
+        if self._server is not None:
+            for c in list(self.clients):
+                c.ws.transport.abort()
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+
+    async def __aenter__(self) -> MarketStreamServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    # --- faults -------------------------------------------------------------------------------
+    def drop(self) -> None:
+        """Abort every connection without a close frame (a network cut)."""
+        for c in list(self.clients):
+            c.ws.transport.abort()
+
+    async def close_clean(self) -> None:
+        """Close every connection with code 1000 (the venue ending the session)."""
+        for c in list(self.clients):
+            with contextlib.suppress(Exception):
+                await c.ws.close(1000, "server closing")
+
+    def stall(self, on: bool = True) -> None:
+        """Stop (or resume) sending anything, pongs included; trades go on being made."""
+        self.stalled = on
+
+    async def garbage(self, n: int = 10) -> None:
+        """Send ``n`` frames that are not the venue's format to every client."""
+        junk = ["not json", "{", '{"unexpected": true}', "[1, 2, 3]", '"text"']
+        for c in list(self.clients):
+            for i in range(n):
+                with contextlib.suppress(Exception):
+                    await c.ws.send(junk[i % len(junk)])
+
+    async def restart(self, down_for: float = 0.3) -> None:
+        """Take the websocket server down (connections cut) and bring it back."""
+        await self._stop_ws()
+        await asyncio.sleep(down_for)
+        await self._start_ws()
+
+    # --- websocket ----------------------------------------------------------------------------
+    async def _handler(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        conn_no = self.connections
+        path = ws.request.path if ws.request is not None else "/"
+        client = Client(ws, path, queue=asyncio.Queue(self.send_queue))
+        self.on_open(client)
+        self.clients.add(client)
+        writer = asyncio.get_running_loop().create_task(self._writer(client))
+        try:
+            async for raw in ws:
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    continue
+                for reply in self.on_message(client, msg, conn_no):
+                    self._enqueue(client, reply, control=True)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(client)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    async def _writer(self, client: Client) -> None:
+        ws = client.ws
+        q = client.queue
+        while True:
+            frame = await q.get()
+            if frame is None:
+                return
+            while self.stalled:
+                await asyncio.sleep(0.02)
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                return
+            client.sent += 1
+            self.frames_sent += 1
+
+    def _enqueue(self, client: Client, frame: str, control: bool = False) -> None:
+        try:
+            client.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            # Like a real venue: a client that cannot keep up is cut off.
+            self.slow_consumers_dropped += 1
+            self.clients.discard(client)
+            client.ws.transport.abort()
+
+    async def _generate(self) -> None:
+        symbols = list(self.sim.prices)
+        interval = 1.0 / self.rate
+        next_at = time.monotonic()
+        while True:
+            next_at += interval
+            now_ms = int(time.time() * 1000)
+            self._close_bars(now_ms)
+            for sym in symbols:
+                t = self.sim.trade(sym, now_ms)
+                self.trades_made += 1
+                self._broadcast_trade(t)
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                next_at = time.monotonic()
+                await asyncio.sleep(0)
+
+    def _close_bars(self, now_ms: int) -> None:
+        """Push the final kline of every bar that ended (the venue's 'closed' candle)."""
+        start = self.sim.bar_start(now_ms)
+        for sym, book in self.sim.klines.items():
+            last = self._last_bar.get(sym)
+            if last is not None and last < start and last in book:
+                self._broadcast_kline(book[last], closed=True)
+            self._last_bar[sym] = start
+
+    def _broadcast_trade(self, t: Trade) -> None:
+        n = self._since_kline.get(t.symbol, 0) + 1
+        kline = None
+        if n >= self.kline_every:
+            n = 0
+            kline = self.sim.klines[t.symbol][self.sim.bar_start(t.time_ms)]
+        self._since_kline[t.symbol] = n
+        for c in list(self.clients):
+            if ("trade", t.symbol) in c.subs:
+                self._enqueue(c, self.trade_frame(c, t))
+            if kline is not None and ("kline_1m", t.symbol) in c.subs:
+                self._enqueue(c, self.kline_frame(c, kline, closed=False))
+
+    def _broadcast_kline(self, k: Kline, closed: bool) -> None:
+        for c in list(self.clients):
+            if ("kline_1m", k.symbol) in c.subs:
+                self._enqueue(c, self.kline_frame(c, k, closed))
+
+    # --- venue hooks --------------------------------------------------------------------------
+    def on_open(self, client: Client) -> None:  # noqa: B027 - optional hook
+        """A connection opened (a venue may subscribe from the URL)."""
+
+    @abstractmethod
+    def on_message(self, client: Client, msg: Any, conn_no: int) -> list[str]:
+        """Handle a client frame; frames to send back."""
+
+    @abstractmethod
+    def trade_frame(self, client: Client, t: Trade) -> str: ...
+
+    @abstractmethod
+    def kline_frame(self, client: Client, k: Kline, closed: bool) -> str: ...
+
+    @abstractmethod
+    def rest(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]: ...
+
+    # --- REST over a small HTTP/1.1 server ------------------------------------------------------
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+            n = int(headers.get("content-length", "0") or 0)
+            raw = await reader.readexactly(n) if n else b""
+            parts = urlsplit(target)
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            body = json.loads(raw) if raw else None
+            self.rest_requests.append((method, parts.path, {**query, **(body or {})}))
+            if self.rest_fail:
+                status, payload = 503, {"msg": "service unavailable"}
+            else:
+                status, payload = self.rest(method, parts.path, query, body)
+            data = json.dumps(payload).encode()
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, TimeoutError, ValueError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def dec(d: Decimal) -> str:
+    """A venue's decimal string (no exponent)."""
+    return format(d, "f")
