@@ -191,7 +191,28 @@ class Future(Asset):
     }
 
 
-_CLASSES: dict[str, type[Asset]] = {"equity": Equity, "crypto": Crypto, "future": Future}
+class Forex(Asset):
+    """A currency pair, ``symbol`` as ``BASE.QUOTE`` (e.g. ``EUR.USD``), traded in units of BASE."""
+
+    asset_class = "forex"
+    __slots__ = ()
+    _defaults = {
+        "exchange": "IDEALPRO",
+        "quote_currency": "USD",
+        "tick_size": "0.00005",
+        "lot_size": "1",
+        "min_notional": "0",
+        "multiplier": "1",
+        "calendar": "24/7",
+    }
+
+
+_CLASSES: dict[str, type[Asset]] = {
+    "equity": Equity,
+    "crypto": Crypto,
+    "future": Future,
+    "forex": Forex,
+}
 
 
 def asset_from_dict(data: dict[str, Any]) -> Asset:

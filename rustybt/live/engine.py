@@ -45,6 +45,7 @@ from rustybt.live.data_feed import DataFeed
 from rustybt.live.event_dispatcher import EventDispatcher
 from rustybt.live.events import (
     AlertEvent,
+    BrokerConnectionEvent,
     CircuitBreakerTripEvent,
     EventPriority,
     EventQueue,
@@ -217,6 +218,7 @@ class LiveTradingEngine:
         d.register(SystemErrorEvent, self._on_system_error)
         d.register(CircuitBreakerTripEvent, self._on_breaker_trip)
         d.register(AlertEvent, self._on_alert)
+        d.register(BrokerConnectionEvent, self._on_broker_connection)
         circuit_breakers.add_listener(self._on_breaker_change)
 
         self._pending_checkpoint: StateCheckpoint | None = None
@@ -231,12 +233,14 @@ class LiveTradingEngine:
         self.reconciliation_state = "unknown"
         self.last_reconciliation: ReconciliationReport | None = None
         self.alerts: list[AlertEvent] = []
+        self.broker_connected = True
         self.fatal_error: str | None = None
         self.stats = {
             "events_processed": 0,
             "market_events": 0,
             "strategy_errors": 0,
             "broker_errors": 0,
+            "broker_disconnects": 0,
             "system_errors": 0,
             "scheduled_triggers": 0,
             "checkpoints": 0,
@@ -463,6 +467,7 @@ class LiveTradingEngine:
             "trading_blocked": self.risk_gate.blocked_reason,
             "circuit_breakers": cb.get_status(),
             "reconciliation": self.reconciliation_state,
+            "broker_connected": self.broker_connected,
             "replay_progress": (self.feed.replay_position, self.feed.replay_total),
             "current_time": self._sim_now.isoformat() if self._sim_now else None,
             "fatal_error": self.fatal_error,
@@ -1127,6 +1132,23 @@ class LiveTradingEngine:
         self.alerts.append(ev)
         self.audit.warning("alert", kind=ev.kind, message=ev.message)
         log.critical("alert", kind=ev.kind, message=ev.message)
+
+    def _on_broker_connection(self, ev: BrokerConnectionEvent) -> None:
+        self.broker_connected = ev.connected
+        if not ev.connected:
+            self.stats["broker_disconnects"] += 1
+            self.risk_gate.block(f"broker connection down: {ev.reason}")
+            self._on_alert(
+                AlertEvent("broker_disconnected", f"broker connection down: {ev.reason}")
+            )
+            return
+        self.audit.record("broker_reconnected", reason=ev.reason)
+        log.warning("broker_reconnected", reason=ev.reason)
+        if self._running and not self._stop:
+            # Positions may have moved while we were away: trade again only once the
+            # broker's view is confirmed (reconciliation lifts the block).
+            self.risk_gate.block("broker reconnected; reconciling before new risk")
+            self._tasks.append(asyncio.create_task(self._reconcile()))
 
     # --- errors and breakers ------------------------------------------------------------------
     def _on_strategy_error(self, where: str, exc: BaseException) -> None:

@@ -125,6 +125,21 @@ class CircuitBreakerTripEvent(Event):
 
 
 @dataclass(slots=True)
+class BrokerConnectionEvent(Event):
+    """The broker's order connection (session, user data stream) went down or came back.
+
+    Down: the engine blocks new risk and alerts. Back: the adapter has resynced the open
+    orders and fills it missed; the engine reconciles, which lifts the block when the
+    positions agree.
+    """
+
+    connected: bool
+    reason: str = ""
+
+    priority = EventPriority.SYSTEM_ERROR  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
 class AlertEvent(Event):
     """Something an operator must look at (e.g. HALT_AND_ALERT reconciliation)."""
 
