@@ -46,3 +46,19 @@ def session_day(dt: datetime, tz: ZoneInfo, minute_bars: bool = True) -> date:
     if minute_bars:
         dt = dt - _ONE_US
     return dt.astimezone(tz).date()
+
+
+def check_calendar_name(calendar: str, label: str = "calendar") -> str:
+    """``calendar`` if it names a known trading calendar, else :class:`ConfigError`."""
+    from rustybt.exceptions import ConfigError
+
+    if calendar in _CALENDAR_TZ:
+        return calendar
+    import exchange_calendars as xcals  # slow to import: only for calendars not listed
+
+    if calendar in xcals.get_calendar_names(include_aliases=True):
+        return calendar
+    raise ConfigError(
+        f"{label} {calendar!r} is not a known trading calendar; use e.g. XNYS, XNAS, CMES, "
+        "24/7 or another exchange_calendars code"
+    )

@@ -6,9 +6,12 @@
     rustybt live -f algo.py --broker paper --bundle demo --speed max [--start --end]
     rustybt live --config live.toml
     rustybt live halt --reason ... --operator ...   (and: resume, status)
+    rustybt --version
 
-Every error is a typed RustyBT error printed as one red line with what to fix; the exit
-code is 2 for bad input and 1 for a failed run.
+Every option is checked up front by :mod:`rustybt.cli.options` (one table per command);
+every command body runs inside :func:`rustybt.cli.errors.front_door`, the one error path:
+a user mistake is one ``error:`` line and exit 2, a failed run exit 1 (an unexpected error
+also names the file holding its traceback), SIGINT/SIGTERM exit 130/143.
 """
 
 from __future__ import annotations
@@ -16,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 import tomllib
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rustybt.exceptions import ConfigError, RustyBTError
+from rustybt.cli import options as optspec
+from rustybt.cli.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    err_console,
+    front_door,
+    one_line,
+)
+from rustybt.exceptions import ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -36,29 +46,26 @@ app = typer.Typer(
 )
 live_app = typer.Typer(add_completion=False, help="Paper/live trading and its control channel.")
 app.add_typer(live_app, name="live")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
 
-BROKERS = ("paper",)
-
-
-def _fail(exc: Exception, code: int = 2) -> None:
-    from rustybt.live.audit import SECRETS
-
-    err_console.print(f"[bold red]error:[/] {SECRETS.redact(str(exc))}", markup=True)
-    raise typer.Exit(code)
+BROKERS = optspec.BROKERS  # kept for importers; the list lives in rustybt.cli.options
 
 
-def _decimal(name: str, value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        out = Decimal(str(value))
-    except InvalidOperation:
-        raise ConfigError(f"--{name} {value!r} is not a number") from None
-    if not out.is_finite():
-        raise ConfigError(f"--{name} must be finite")
-    return out
+def _show_version(value: bool) -> None:
+    if value:
+        from rustybt import __version__
+
+        console.print(f"rustybt {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """RustyBT: ingest data, backtest, and paper/live trade."""
 
 
 # --- data -----------------------------------------------------------------------------
@@ -73,11 +80,22 @@ def ingest(
     timezone: str = typer.Option("UTC", help="Time zone of timestamps without an offset."),
 ) -> None:
     """Ingest OHLCV files into a bundle under $RUSTYBT_ROOT."""
-    from rich.progress import Progress
+    with front_door("ingest (nothing was written)"):
+        opts = optspec.check(
+            optspec.INGEST_OPTIONS,
+            {
+                "bundle": bundle,
+                "frequency": frequency,
+                "asset_class": asset_class,
+                "exchange": exchange,
+                "calendar": calendar,
+                "timezone": timezone,
+            },
+        )
+        from rich.progress import Progress
 
-    from rustybt.data.ingest import ingest as do_ingest
+        from rustybt.data.ingest import ingest as do_ingest
 
-    try:
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("ingesting", total=None)
 
@@ -85,17 +103,15 @@ def ingest(
                 progress.update(task, completed=done, total=total)
 
             summary = do_ingest(
-                bundle,
+                opts["bundle"],
                 files,
-                frequency=frequency,
-                asset_class=asset_class,
-                exchange=exchange,
-                calendar=calendar,
+                frequency=opts.get("frequency"),
+                asset_class=opts["asset_class"],
+                exchange=opts.get("exchange"),
+                calendar=opts.get("calendar"),
                 progress=report,
-                timezone=timezone,
+                timezone=opts["timezone"],
             )
-    except RustyBTError as exc:
-        _fail(exc)
     console.print(
         f"ingested {summary.rows:,} {summary.frequency} bars for {len(summary.symbols)} symbols "
         f"({', '.join(summary.symbols[:10])}) into bundle [bold]{summary.bundle}[/] "
@@ -106,9 +122,10 @@ def ingest(
 @app.command()
 def bundles() -> None:
     """List the ingested bundles (the built-in `demo` is generated on first use)."""
-    from rustybt.data.bundles import list_bundles
+    with front_door("listing bundles"):
+        from rustybt.data.bundles import list_bundles
 
-    names = list_bundles()
+        names = list_bundles()
     console.print("\n".join(names) if names else "no bundles yet (demo is built on first use)")
 
 
@@ -131,34 +148,51 @@ def run(
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
     """Backtest a strategy and print its summary (same cost defaults as `rustybt live`)."""
-    from rustybt.backtest.runner import run_algorithm
-    from rustybt.cli.strategy_file import load_strategy
-    from rustybt.finance.decimal.commission import PerShareCommission
-    from rustybt.finance.decimal.slippage import FixedBasisPointsSlippage
-    from rustybt.metrics.performance import format_summary
+    with front_door("backtest (no results written)", algofile):
+        opts = optspec.check(
+            optspec.RUN_OPTIONS,
+            {
+                "algofile": algofile,
+                "bundle": bundle,
+                "start": start,
+                "end": end,
+                "capital_base": capital_base,
+                "data_frequency": data_frequency,
+                "output": output,
+                "strategy_name": strategy_name,
+                "commission_per_share": commission_per_share,
+                "slippage_bps": slippage_bps,
+                "volume_limit_pct": volume_limit_pct,
+            },
+        )
+        optspec.check_date_order(opts)
+        optspec.check_bundle(opts["bundle"], opts["data_frequency"], opts, command="run")
 
-    try:
-        algo = load_strategy(algofile, strategy_name)
+        from rustybt.backtest.runner import run_algorithm
+        from rustybt.cli.strategy_file import load_strategy
+        from rustybt.finance.decimal.commission import PerShareCommission
+        from rustybt.finance.decimal.slippage import FixedBasisPointsSlippage
+
+        algo = load_strategy(opts["algofile"], opts.get("strategy_name"))
+        end = opts.get("end")
         if end is not None and len(end) == 10:
             end = f"{end} 23:59:59"
-        out = output or _results_dir(algo.strategy_name)
+        out = opts.get("output") or _results_dir(algo.strategy_name)
         result = run_algorithm(
             algo,
-            bundle=bundle,
-            data_frequency=data_frequency,
-            start=start,
+            bundle=opts["bundle"],
+            data_frequency=opts["data_frequency"],
+            start=opts.get("start"),
             end=end,
-            capital_base=capital_base,
-            commission_model=PerShareCommission(
-                _decimal("commission-per-share", commission_per_share)
-            ),
-            slippage_model=FixedBasisPointsSlippage(_decimal("slippage-bps", slippage_bps)),
-            volume_limit_pct=_decimal("volume-limit-pct", volume_limit_pct),
+            capital_base=opts["capital_base"],
+            commission_model=PerShareCommission(opts["commission_per_share"]),
+            slippage_model=FixedBasisPointsSlippage(opts["slippage_bps"]),
+            volume_limit_pct=opts["volume_limit_pct"],
             show_progress=not no_progress,
             output_dir=out,
         )
-    except RustyBTError as exc:
-        _fail(exc)
+    from rustybt.metrics.performance import format_summary
+
     table = Table(title=f"Backtest: {result.strategy} on {bundle}", show_header=False)
     for k, v in format_summary(result.summary):
         table.add_row(k, v)
@@ -176,60 +210,31 @@ def _results_dir(name: str) -> Path:
 
 
 # --- live -----------------------------------------------------------------------------
-_LIVE_KEYS = {
-    "algofile",
-    "broker",
-    "bundle",
-    "speed",
-    "start",
-    "end",
-    "starting_cash",
-    "commission_per_share",
-    "slippage_bps",
-    "latency_ms",
-    "latency_jitter_pct",
-    "volume_limit_pct",
-    "seed",
-    "allow_short",
-    "paper_state",
-    "state_dir",
-    "strategy_name",
-    "reconciliation",
-    "checkpoint_interval",
-    "reconcile_interval",
-    "max_bars",
-    "risk_limits",
-    # Credentials: accepted (the paper broker ignores them), registered as secrets so
-    # they are masked in every log line, message and audit record, and never printed.
-    "api_key",
-    "api_secret",
-}
-_SECRET_KEYS = ("api_key", "api_secret")
-
-
 def _load_config(path: Path) -> dict[str, Any]:
+    """The typed options of a live.toml (each value checked, labelled ``file: key``)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give the .toml file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    data = {k.replace("-", "_"): v for k, v in raw.get("live", raw).items()}
-    unknown = set(data) - _LIVE_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown keys {sorted(unknown)}; known keys: {sorted(_LIVE_KEYS)}"
-        )
-    if "algofile" in data:
-        data["algofile"] = str((path.parent / data["algofile"]).resolve())
+    section = raw.get("live", raw)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [live] must be a table")
+    data = {k.replace("-", "_"): v for k, v in section.items()}
     from rustybt.live.audit import SECRETS
 
-    for key in _SECRET_KEYS:
-        value = data.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{path}: {key} must be a string")
-        SECRETS.add(value)
-    return data
+    # Register secrets before anything can fail and print a message that might echo them.
+    for key, opt in optspec.LIVE_OPTIONS.items():
+        if opt.secret and isinstance(data.get(key), str):
+            SECRETS.add(data[key])
+    if isinstance(data.get("algofile"), str):
+        data["algofile"] = str((path.parent / data["algofile"]).resolve())
+    return optspec.check(optspec.LIVE_OPTIONS, data, source=path.name)
 
 
 @live_app.callback(invoke_without_command=True)
@@ -247,54 +252,63 @@ def live(
     state_dir: Path = typer.Option(None, help="Checkpoints, journal, logs, control socket."),
     strategy_name: str = typer.Option(None, help="Class to run when the file has several."),
     reconciliation: str = typer.Option(None, help="warn_only, trust_broker, halt_and_alert."),
-    checkpoint_interval: float = typer.Option(None, help="Seconds between checkpoints."),
-    max_bars: int = typer.Option(None, help="Stop after this many market data events."),
-    seed: int = typer.Option(None, help="Seed for simulated latency jitter."),
+    checkpoint_interval: str = typer.Option(None, help="Seconds between checkpoints."),
+    max_bars: str = typer.Option(None, help="Stop after this many market data events."),
+    seed: str = typer.Option(None, help="Seed for simulated latency jitter."),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
     """Paper-trade (or live-trade) a strategy. Ctrl-C or SIGTERM stops it gracefully."""
     if ctx.invoked_subcommand is not None:
         return
-    _redact_console_logs()
+    _quiet_console_logs()
     opts: dict[str, Any] = {}
-    try:
+    with front_door("paper session (not started)", algofile):
         if config is not None:
             opts.update(_load_config(config))
         cli = {
-            "algofile": str(algofile) if algofile else None,
+            "algofile": algofile,
             "broker": broker,
             "bundle": bundle,
             "speed": speed,
             "start": start,
             "end": end,
             "starting_cash": starting_cash,
-            "paper_state": str(paper_state) if paper_state else None,
-            "state_dir": str(state_dir) if state_dir else None,
+            "paper_state": paper_state,
+            "state_dir": state_dir,
             "strategy_name": strategy_name,
             "reconciliation": reconciliation,
             "checkpoint_interval": checkpoint_interval,
             "max_bars": max_bars,
             "seed": seed,
         }
-        opts.update({k: v for k, v in cli.items() if v is not None})
+        opts.update(optspec.check(optspec.LIVE_OPTIONS, cli))
         if not opts.get("algofile"):
             raise ConfigError("give a strategy file with -f algo.py (or algofile in --config)")
+        optspec.check_date_order(opts)
+        optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
-    except RustyBTError as exc:
-        _fail(exc)
-    code = _run_engine(engine, show_progress=not no_progress)
+    with front_door("paper session", opts["algofile"]):
+        code = _run_engine(engine, show_progress=not no_progress)
     raise typer.Exit(code)
 
 
-def _redact_console_logs() -> None:
-    """Mask registered secrets in console log lines too (the audit file always does)."""
+def _quiet_console_logs() -> None:
+    """Console log lines: registered secrets masked, and no tracebacks (the error path
+    writes those to a file; the audit file never had them)."""
     import structlog
 
     from rustybt.live.audit import redact_event
 
     processors = list(structlog.get_config()["processors"])
     if redact_event not in processors:
-        structlog.configure(processors=[redact_event, *processors])
+        processors = [redact_event, _drop_traceback, *processors]
+        structlog.configure(processors=processors)
+
+
+def _drop_traceback(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    event.pop("traceback", None)
+    event.pop("exc_info", None)
+    return event
 
 
 def _build_engine(opts: dict[str, Any]) -> Any:
@@ -305,43 +319,25 @@ def _build_engine(opts: dict[str, Any]) -> Any:
     from rustybt.live import LiveTradingEngine
     from rustybt.live.brokers.paper_broker import PaperBroker
     from rustybt.live.models import ReconciliationStrategy
-    from rustybt.live.risk_limits import RiskLimits
     from rustybt.live.state_manager import StateManager
 
-    broker_name = str(opts.get("broker", "paper")).lower()
-    if broker_name not in BROKERS:
-        raise ConfigError(
-            f"unknown broker {broker_name!r}; available: {', '.join(BROKERS)}. "
-            "(Venue adapters are configured in Python: see docs/live-trading.md)"
-        )
     algo = load_strategy(opts["algofile"], opts.get("strategy_name"))
-    recon = str(opts.get("reconciliation", "warn_only")).lower()
-    try:
-        recon_strategy = ReconciliationStrategy(recon)
-    except ValueError:
-        raise ConfigError(
-            f"reconciliation {recon!r} is not one of warn_only, trust_broker, halt_and_alert"
-        ) from None
+    recon_strategy = ReconciliationStrategy(opts.get("reconciliation", "warn_only"))
     end = opts.get("end")
     if end is not None and len(str(end)) == 10:
         end = f"{end} 23:59:59"
     portal = PolarsDataPortal(bundle_name=opts.get("bundle", "demo"), data_frequency="minute")
     broker = PaperBroker(
-        starting_cash=_decimal("starting-cash", opts.get("starting_cash", "100000")),
-        commission_model=PerShareCommission(
-            _decimal("commission-per-share", opts.get("commission_per_share", "0.005"))
-        ),
-        slippage_model=FixedBasisPointsSlippage(
-            _decimal("slippage-bps", opts.get("slippage_bps", "5"))
-        ),
+        starting_cash=opts.get("starting_cash", Decimal("100000")),
+        commission_model=PerShareCommission(opts.get("commission_per_share", Decimal("0.005"))),
+        slippage_model=FixedBasisPointsSlippage(opts.get("slippage_bps", Decimal("5"))),
         order_latency_ms=float(opts.get("latency_ms", 100)),
-        latency_jitter_pct=_decimal("latency-jitter-pct", opts.get("latency_jitter_pct", "0.2")),
-        volume_limit_pct=_decimal("volume-limit-pct", opts.get("volume_limit_pct", "0.025")),
+        latency_jitter_pct=opts.get("latency_jitter_pct", Decimal("0.2")),
+        volume_limit_pct=opts.get("volume_limit_pct", Decimal("0.025")),
         seed=int(opts.get("seed", 0)),
         allow_short=bool(opts.get("allow_short", False)),
-        state_path=opts.get("paper_state"),
+        state_path=str(opts["paper_state"]) if opts.get("paper_state") else None,
     )
-    risk = opts.get("risk_limits")
     state_dir = Path(opts["state_dir"]) if opts.get("state_dir") else None
     engine = LiveTradingEngine(
         strategy=algo,
@@ -351,7 +347,7 @@ def _build_engine(opts: dict[str, Any]) -> Any:
         checkpoint_interval_seconds=float(opts.get("checkpoint_interval", 60)),
         reconciliation_strategy=recon_strategy,
         reconciliation_interval_seconds=float(opts.get("reconcile_interval", 300)),
-        risk_limits=RiskLimits.from_dict(risk) if risk else None,
+        risk_limits=opts.get("risk_limits"),
         speed=opts.get("speed", "max"),
         start=opts.get("start"),
         end=end,
@@ -363,74 +359,52 @@ def _build_engine(opts: dict[str, Any]) -> Any:
 
 
 def _run_engine(engine: Any, show_progress: bool) -> int:
-    from rich.live import Live
+    """Run the engine to its end or a signal; print the summary; the exit code."""
+    from rustybt.cli.status import SessionView, session_summary
 
-    from rustybt.metrics.performance import format_summary, summarize
+    interrupted: list[signal.Signals] = []
+    view = SessionView(engine, err_console, live=show_progress and err_console.is_terminal)
 
-    def status_line() -> str:
-        st = engine.get_status()
-        done, total = st["replay_progress"]
-        pct = f"{100 * done / total:5.1f}%" if total else "  live"
-        halted = "" if st["can_trade"] else " [bold red]HALTED[/]"
-        return (
-            f"{pct} {st['current_time'] or ''} | value {st['portfolio_value']:,.2f} | "
-            f"orders {st['orders_submitted']} fills {st['fills']} rejects {st['rejects']} "
-            f"errors {st['errors']}{halted}"
+    def on_signal(sig: signal.Signals) -> None:
+        if interrupted:
+            return  # already stopping; shutdown settles in-flight orders first
+        interrupted.append(sig)
+        engine.audit.warning(
+            "interrupted", signal=sig.name, action="graceful shutdown: settle, checkpoint"
         )
+        asyncio.ensure_future(engine.shutdown())
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(engine.shutdown()))
-        if not show_progress:
+            loop.add_signal_handler(sig, on_signal, sig)
+        with view:
+            engine.on_progress = view.progress
             await engine.run()
-            return
-        with Live(status_line(), console=err_console, refresh_per_second=4) as view:
-            last = [0.0]
 
-            def progress(_engine: Any) -> None:
-                now = time.monotonic()
-                if now - last[0] > 0.25:
-                    last[0] = now
-                    view.update(status_line())
-
-            engine.on_progress = progress
-            await engine.run()
-            view.update(status_line())
-
+    failure: BaseException | None = None
     try:
         asyncio.run(main())
-    except RustyBTError as exc:
-        _fail(exc, 1)
     except Exception as exc:
-        err_console.print(f"[bold red]engine failed:[/] {type(exc).__name__}: {exc}")
-        return 1
+        failure = exc
     st = engine.get_status()
-    # The last value is the ledger's, also when a restart replayed no bars.
-    values = [*engine.value_history[:-1], engine.ledger.portfolio_value]
-    summary = summarize(
-        values,
-        engine.ledger.starting_cash,
-        orders=st["orders_submitted"],
-        fills=st["fills"],
-        fees=st["fees"],
-        rejects=st["rejects"],
-    )
-    summary["max_drawdown"] = engine.max_drawdown
-    table = Table(
-        title=f"Paper session {engine.session_id}: {engine.strategy_name}", show_header=False
-    )
-    for k, v in format_summary(summary):
-        if k != "Sharpe (annualised)":
-            table.add_row(k, v)
-    table.add_row("Market events", f"{st['market_events']:,}")
-    table.add_row("Errors", str(st["errors"]))
-    table.add_row("Circuit breakers", "OK" if st["can_trade"] else "TRIPPED / blocked")
-    console.print(table)
+    if st["market_events"] or failure is None:
+        if show_progress and not view.live:
+            err_console.print(view.line())
+        console.print(session_summary(engine))
+    if interrupted:
+        sig = interrupted[0]
+        err_console.print(
+            f"interrupted ({sig.name}): stopped cleanly after {st['market_events']:,} market "
+            f"events; state saved in {engine.state_dir}"
+        )
+        return 128 + sig.value
+    if failure is not None:
+        raise failure  # the caller's front_door words it and picks the exit code
     if engine.fatal_error:
-        err_console.print(f"[bold red]stopped on error:[/] {engine.fatal_error}")
-        return 1
-    return 0
+        err_console.print(f"[bold red]stopped on error:[/] {one_line(engine.fatal_error)}")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _control_path(state_dir: Path | None, strategy: str) -> Path:
@@ -449,14 +423,13 @@ def _default_state_dir() -> Path:
 def _control(cmd: dict[str, Any], strategy: str, state_dir: Path | None) -> dict[str, Any]:
     from rustybt.live.control import send_command
 
-    try:
-        reply = asyncio.run(send_command(_control_path(state_dir, strategy), cmd))
-    except RustyBTError as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail(ConfigError(f"cannot reach the engine's control socket: {exc}"))
-    if not reply.get("ok"):
-        _fail(ConfigError(reply.get("error", "command failed")))
+    with front_door(f"live {cmd['cmd']}"):
+        try:
+            reply = asyncio.run(send_command(_control_path(state_dir, strategy), cmd))
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the engine's control socket: {exc}") from None
+        if not reply.get("ok"):
+            raise ConfigError(reply.get("error", "command failed"))
     return reply
 
 
@@ -476,10 +449,10 @@ def halt(
 def resume(
     operator: str = typer.Option(..., help="Who resumes trading (recorded)."),
     strategy: str = typer.Option(..., "--strategy", "-s"),
-    reason: str = typer.Option("", help="Why it is safe to resume."),
+    reason: str = typer.Option("", help="Why it is safe to resume (recorded)."),
     state_dir: Path = typer.Option(None),
 ) -> None:
-    """Release a manual halt of a running engine."""
+    """Release a manual halt (and a pause) of a running engine."""
     _control({"cmd": "resume", "operator": operator, "reason": reason}, strategy, state_dir)
     console.print(f"[bold green]resumed[/] {strategy} (by {operator})")
 
@@ -491,30 +464,15 @@ def status(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show a running engine's status."""
+    from rustybt.cli.status import status_table
+
     reply = _control({"cmd": "status"}, strategy, state_dir)
     st = reply["status"]
     if as_json:
         console.print_json(json.dumps(st))
         return
-    table = Table(show_header=False, title=f"{strategy} status")
-    for key in (
-        "running",
-        "paused",
-        "can_trade",
-        "trading_blocked",
-        "orders_submitted",
-        "fills",
-        "rejects",
-        "errors",
-        "portfolio_value",
-        "cash",
-        "positions",
-        "reconciliation",
-        "current_time",
-    ):
-        table.add_row(key, str(st.get(key)))
-    console.print(table)
+    console.print(status_table(strategy, st))
 
 
 def main() -> None:  # pragma: no cover - console entry
-    sys.exit(app())
+    app()

@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from rustybt.assets import Asset, Crypto, Equity, Future
+from rustybt.calendars import check_calendar_name
 from rustybt.data.bundles import (
     DECIMAL_DTYPE,
     PRICE_COLUMNS,
@@ -96,6 +97,8 @@ def ingest(
         raise ConfigError("'demo' is the built-in bundle and cannot be ingested into; pick a name")
     folder = bundle_path(bundle_name, root)
     freq = normalize_frequency(frequency) if frequency is not None else None
+    if calendar is not None:
+        check_calendar_name(calendar)
     factory = _asset_factory(asset_class, exchange, calendar, tick_size, lot_size)
     _check_timezone(timezone)
     files = _expand_paths(paths)
@@ -389,7 +392,7 @@ def _parse_numbers(frame: pl.DataFrame, col: str, problems: _Problems) -> pl.Ser
     plain = text.str.contains(_PLAIN_NUMBER).fill_null(False)
     odd = (~plain & ~missing).arg_true().to_list()
     if odd:
-        # Rare forms (1e-05, too many digits, junk): decide row by row with exact Decimal.
+        # Rare forms (exponents, too many digits, junk): decide row by row with exact Decimal.
         fixed = text.to_list()
         lines = frame["_line"].to_list()
         for i in odd:
@@ -409,6 +412,12 @@ def _exact_plain(value: str) -> tuple[str | None, str | None]:
         return None, f"{value!r} is not a number; write a plain decimal such as 185.25"
     if not number.is_finite():
         return None, f"{value!r} is not a finite number; fix or remove the row"
+    if "e" in value.lower():
+        # Exponent notation is how float writers print: the value may already be rounded.
+        return None, (
+            f"{value!r} is in exponent notation, not a plain decimal; write it out "
+            f"(e.g. {format(number, 'f')}) from the source's exact value"
+        )
     if abs(number) >= _MAX_NUMBER or number != number.quantize(_EIGHT_PLACES, ROUND_DOWN):
         return None, (
             f"{value!r} needs more than 8 decimal places or 30 integer digits, which a bundle "

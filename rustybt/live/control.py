@@ -104,7 +104,7 @@ class ControlServer:
                 raise ConfigError("resume needs --operator")
             _manual_breaker(engine).release(operator=operator, reason=msg.get("reason") or "")
             if engine._paused:
-                await engine.resume()
+                await engine.resume(operator=operator, reason=msg.get("reason") or "")
             return {"ok": True, "halted": False, "status": engine.get_status()}
         raise ConfigError(f"unknown control command {cmd!r}; use halt, resume or status")
 

@@ -433,15 +433,23 @@ class LiveTradingEngine:
         self._paused = True
         self.audit.record("engine_paused")
 
-    async def resume(self) -> None:
-        """Call the strategy again. After a HALT_AND_ALERT halt, only once positions agree."""
+    async def resume(self, operator: str | None = None, reason: str | None = None) -> None:
+        """Call the strategy again. After a HALT_AND_ALERT halt, only once positions agree.
+
+        ``operator`` and ``reason`` (who resumes, and why it is safe) go to the audit log.
+        """
         if self.reconciliation_state == "halted" and self._running:
             report = await self._reconcile()
             if report is None or self.reconciliation_state == "halted":
-                self.audit.warning("engine_resume_refused", reason="reconciliation still fails")
+                self.audit.warning(
+                    "engine_resume_refused",
+                    reason="reconciliation still fails",
+                    operator=operator,
+                    requested_because=reason,
+                )
                 return
         self._paused = False
-        self.audit.record("engine_resumed")
+        self.audit.record("engine_resumed", operator=operator, reason=reason)
 
     def get_status(self) -> dict[str, Any]:
         om = self.order_manager
@@ -1168,8 +1176,14 @@ class LiveTradingEngine:
                 )
             )
         else:
+            # Who released it and why: the breaker's last history entry (the reset itself).
+            last = (breaker.history or [{}])[-1]
             self.audit.record(
-                "circuit_breaker_reset", breaker=breaker.name, breaker_type=breaker.breaker_type
+                "circuit_breaker_reset",
+                breaker=breaker.name,
+                breaker_type=breaker.breaker_type,
+                operator=last.get("operator"),
+                reason=last.get("reason"),
             )
 
     def _on_breaker_trip(self, ev: CircuitBreakerTripEvent) -> None:

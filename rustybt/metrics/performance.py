@@ -75,17 +75,24 @@ def summarize(
 
 
 def format_summary(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    """Rows for a two-column table."""
+    """Rows for a two-column table (thousands separators; no "-0.000%")."""
     sharpe = summary.get("sharpe")
     return [
         ("Starting value", f"{summary['starting_value']:,.2f}"),
         ("Ending value", f"{summary['ending_value']:,.2f}"),
-        ("PnL", f"{summary['pnl']:,.2f}"),
-        ("Total return", f"{summary['total_return'] * 100:.3f}%"),
-        ("Max drawdown", f"{summary['max_drawdown'] * 100:.3f}%"),
-        ("Sharpe (annualised)", "n/a" if sharpe is None else f"{sharpe:.2f}"),
-        ("Orders", str(summary["orders"])),
-        ("Fills", str(summary["fills"])),
-        ("Rejects", str(summary.get("rejects", 0))),
+        ("PnL", no_negative_zero(f"{summary['pnl']:,.2f}")),
+        ("Total return", no_negative_zero(f"{summary['total_return'] * 100:.3f}%")),
+        ("Max drawdown", no_negative_zero(f"{summary['max_drawdown'] * 100:.3f}%")),
+        ("Sharpe (annualised)", "n/a" if sharpe is None else no_negative_zero(f"{sharpe:.2f}")),
+        ("Orders", f"{summary['orders']:,}"),
+        ("Fills", f"{summary['fills']:,}"),
+        ("Rejects", f"{summary.get('rejects', 0):,}"),
         ("Fees", f"{summary['fees']:,.2f}"),
     ]
+
+
+def no_negative_zero(text: str) -> str:
+    """Drop the minus of a figure that rounds to zero: ``-0.000%`` -> ``0.000%``."""
+    if text.startswith("-") and not text.strip("-0.,%"):
+        return text[1:]
+    return text

@@ -158,8 +158,9 @@ def test_unknown_symbol_in_the_strategy_fails_the_session_with_a_clear_error(tmp
     algo = tmp_path / "typo.py"
     algo.write_text(EVERY_BAR.replace('"AAPL"', '"APPL"'))
     res = runner.invoke(app, ["live", "-f", str(algo), *ONE_DAY, "--no-progress"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a user mistake, as under `rustybt run`
     assert "unknown symbol 'APPL'" in " ".join(res.output.split())
+    assert "typo.py:7 in initialize" in res.output and "Traceback" not in res.output
 
 
 def test_unknown_config_key_is_refused_with_the_known_keys(tmp_path):
@@ -187,7 +188,8 @@ def test_sigterm_stops_a_running_session_gracefully_with_summary_and_checkpoint(
         )
     finally:
         out, err = stop(proc)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 143, err  # 128 + SIGTERM: interrupted, not a finished session
+    assert "interrupted (SIGTERM)" in err
     assert "Paper session" in out and "PnL" in out
     assert list((state / "MyStrategy").glob("*.ckpt"))
     events = [e["event"] for e in audit_lines(state)]
@@ -217,6 +219,8 @@ def test_external_halt_and_resume_of_a_running_session(tmp_path):
         halt = cli("live", "halt", "--reason", "fat finger", "--operator", "qa", *ctl)
         assert halt.returncode == 0, halt.stderr
         assert "halted" in halt.stdout
+        table = " ".join(cli("live", "status", *ctl).stdout.split())
+        assert "trading │ HALTED (manual: manual halt by qa: fat finger)" in table
         st = json.loads(cli("live", "status", "--json", *ctl).stdout)
         assert st["can_trade"] is False
         assert st["circuit_breakers"]["manual"]["state"] == "manually_halted"
@@ -233,9 +237,11 @@ def test_external_halt_and_resume_of_a_running_session(tmp_path):
         wait_for(lambda: status()["orders_submitted"] > submitted, "trading again")
     finally:
         out, err = stop(proc)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 143, err
     kinds = [e["event"] for e in audit_lines(state)]
     assert "circuit_breakers_tripped" in kinds and "circuit_breaker_reset" in kinds
+    reset = next(e for e in audit_lines(state) if e["event"] == "circuit_breaker_reset")
+    assert reset["operator"] == "qa" and reset["reason"] == "checked"  # who and why
 
 
 def test_control_commands_without_a_running_engine_exit_2_with_a_hint(tmp_path):

@@ -112,10 +112,10 @@ def test_a_folder_ingests_every_csv_and_parquet_in_it(root: Path, tmp_path: Path
     assert ccc["open"][0] == Decimal("1.5")
 
 
-def test_scientific_notation_and_utc_offsets_are_read_exactly(root: Path, tmp_path: Path) -> None:
+def test_utc_offsets_are_read_exactly(root: Path, tmp_path: Path) -> None:
     rows = [
-        "X,2024-01-02T09:31:00-05:00,1e2,1.5E2,99,100,1e-05",
-        "X,2024-01-02T14:32:00Z,100,100,100,100,2.5e-3",
+        "X,2024-01-02T09:31:00-05:00,100,150,99,100,0.00001",
+        "X,2024-01-02T14:32:00Z,100,100,100,100,0.0025",
     ]
     ingest("mine", [_csv(tmp_path, rows)], frequency="minute")
     frame = load_bundle("mine").frame("minute")
@@ -125,6 +125,19 @@ def test_scientific_notation_and_utc_offsets_are_read_exactly(root: Path, tmp_pa
     ]
     assert frame["high"][0] == Decimal("150")
     assert frame["volume"].to_list() == [Decimal("0.00001"), Decimal("0.0025")]
+
+
+@pytest.mark.parametrize("cell", ["1e2", "1.5E2", "1e-05"])
+def test_exponent_notation_is_refused_with_line_column_and_the_plain_form(
+    root: Path, tmp_path: Path, cell: str
+) -> None:
+    rows = ["X,2024-01-02 14:31,100,100,100,100,1", f"X,2024-01-02 14:32,{cell},100,100,100,1"]
+    with pytest.raises(MalformedData) as err:
+        ingest("mine", [_csv(tmp_path, rows)], frequency="minute")
+    msg = str(err.value)
+    assert "line 3" in msg and "'open'" in msg and "exponent notation" in msg
+    assert format(Decimal(cell), "f") in msg
+    assert "mine" not in list_bundles()
 
 
 def test_naive_times_are_read_in_the_given_timezone(root: Path, tmp_path: Path) -> None:
