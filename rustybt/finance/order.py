@@ -4,7 +4,10 @@ Everything about a single order lives here so that backtest, paper, shadow and l
 share one definition of "what an order is" and "which state changes are legal":
 
 * :class:`OrderStatus` and its transition table. A broker may report a fill before its
-  acknowledgement arrives, so NEW may jump straight to (PARTIALLY_)FILLED. Terminal
+  acknowledgement arrives, so NEW may jump straight to (PARTIALLY_)FILLED. UNKNOWN is
+  an open state for a submit whose outcome is unknown (timeout or dropped connection
+  after the request left): the venue may hold the order, so it counts at full size
+  until the broker's answer moves it on. Terminal
   states (FILLED, CANCELLED, REJECTED, EXPIRED) accept nothing; an illegal move raises
   :class:`~rustybt.exceptions.IllegalOrderTransition` naming the order and both states.
 * :class:`OrderType` and :class:`TimeInForce` (lowercase string values, parseable).
@@ -72,6 +75,8 @@ def _style_price(name: str, value: Any) -> Decimal:
 class OrderStatus(StrEnum):
     NEW = "new"
     SUBMITTED = "submitted"
+    #: The submit's outcome is unknown (e.g. a timeout after the venue accepted it).
+    UNKNOWN = "unknown"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELLED = "cancelled"
@@ -80,7 +85,7 @@ class OrderStatus(StrEnum):
 
     @property
     def is_open(self) -> bool:
-        """True while the order can still fill (NEW, SUBMITTED, PARTIALLY_FILLED)."""
+        """True while the order can still fill (NEW, SUBMITTED, UNKNOWN, PARTIALLY_FILLED)."""
         return self in _OPEN_STATUSES
 
     @property
@@ -88,12 +93,20 @@ class OrderStatus(StrEnum):
         return self not in _OPEN_STATUSES
 
 
-_OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED})
+_OPEN_STATUSES = frozenset(
+    {
+        OrderStatus.NEW,
+        OrderStatus.SUBMITTED,
+        OrderStatus.UNKNOWN,
+        OrderStatus.PARTIALLY_FILLED,
+    }
+)
 
 _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.NEW: frozenset(
         {
             OrderStatus.SUBMITTED,
+            OrderStatus.UNKNOWN,
             OrderStatus.REJECTED,
             OrderStatus.CANCELLED,
             OrderStatus.FILLED,
@@ -102,6 +115,18 @@ _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     ),
     OrderStatus.SUBMITTED: frozenset(
         {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    # Only the broker's answer (an ack, a fill, a status by client order id) moves an
+    # UNKNOWN order on; it never goes back to NEW, so it is never resubmitted.
+    OrderStatus.UNKNOWN: frozenset(
+        {
+            OrderStatus.SUBMITTED,
             OrderStatus.PARTIALLY_FILLED,
             OrderStatus.FILLED,
             OrderStatus.CANCELLED,

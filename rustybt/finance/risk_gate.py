@@ -1,9 +1,13 @@
 """The risk gate: the one check every order intent passes before any broker call.
 
 Order: fail-closed state (reconciliation must have confirmed positions), then position
-limits, then circuit breakers. It returns a reject reason instead of raising, because a
-refused order is a normal outcome the strategy must survive; the caller records the
-reject. Cancels never pass through here: a halted engine can always cancel.
+limits, then circuit breakers. Besides the one fail-closed switch (reconciliation owns it),
+other watchdogs put named *holds*: on all trading (a stalled data feed, a dead background
+task) or on one asset (an order whose submit outcome is still unknown); each is lifted by
+its owner only, so one subsystem never clears another's block. It returns a reject reason
+instead of raising, because a refused order is a normal outcome the strategy must
+survive; the caller records the reject. Cancels never pass through here: a halted engine
+can always cancel.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from rustybt.exceptions import RiskLimitExceeded
 class RiskGate:
     """Position limits + circuit breakers + the fail-closed switch, checked in that order."""
 
-    __slots__ = ("limits", "breakers", "_blocked_reason", "_exposure")
+    __slots__ = ("limits", "breakers", "_blocked_reason", "_exposure", "_holds", "_asset_holds")
 
     def __init__(self, limits: Any = None, breakers: Any = None) -> None:
         self.limits = limits
         self.breakers = breakers
         self._blocked_reason: str | None = None
         self._exposure: Any = None
+        self._holds: dict[str, str] = {}
+        self._asset_holds: dict[Asset, dict[str, str]] = {}
 
     def attach(self, ledger: Any) -> None:
         """Track exposure incrementally for ``ledger`` when exposure limits are set."""
@@ -47,7 +53,39 @@ class RiskGate:
 
     @property
     def blocked_reason(self) -> str | None:
-        return self._blocked_reason
+        """Why all new risk is refused (the switch, else the first hold), or None."""
+        if self._blocked_reason is not None:
+            return self._blocked_reason
+        for reason in self._holds.values():
+            return reason
+        return None
+
+    def hold(self, key: str, reason: str) -> None:
+        """Refuse all new risk until :meth:`release` of ``key`` (its owner's name)."""
+        self._holds[key] = reason
+
+    def release(self, key: str) -> None:
+        self._holds.pop(key, None)
+
+    def hold_asset(self, asset: Asset, key: str, reason: str) -> None:
+        """Refuse new orders on ``asset`` until :meth:`release_asset` of ``key``."""
+        self._asset_holds.setdefault(asset, {})[key] = reason
+
+    def release_asset(self, asset: Asset, key: str) -> None:
+        held = self._asset_holds.get(asset)
+        if held is not None:
+            held.pop(key, None)
+            if not held:
+                del self._asset_holds[asset]
+
+    @property
+    def holds(self) -> dict[str, str]:
+        """Every hold in force: ``{key: reason}``, asset holds keyed ``SYMBOL:key``."""
+        out = dict(self._holds)
+        for asset, held in self._asset_holds.items():
+            for key, reason in held.items():
+                out[f"{asset.symbol}:{key}"] = reason
+        return out
 
     # --- the check ------------------------------------------------------------------
     def check(
@@ -65,6 +103,12 @@ class RiskGate:
         """``None`` when the order may go out, else the reason it may not."""
         if self._blocked_reason is not None:
             return f"trading blocked: {self._blocked_reason}"
+        if self._holds:
+            return f"trading blocked: {next(iter(self._holds.values()))}"
+        if self._asset_holds:
+            held = self._asset_holds.get(asset)
+            if held:
+                return f"trading blocked on {asset.symbol}: {next(iter(held.values()))}"
         limits = self.limits
         if limits is not None:
             try:

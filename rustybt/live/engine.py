@@ -66,7 +66,7 @@ from rustybt.live.models import (
     ReconciliationStrategy,
     StateCheckpoint,
 )
-from rustybt.live.order_manager import LiveOrderManager
+from rustybt.live.order_manager import LiveOrderManager, journal_status
 from rustybt.live.reconciler import PositionReconciler
 from rustybt.live.state_manager import StateManager
 from rustybt.live.strategy_executor import StrategyExecutor
@@ -110,6 +110,7 @@ class LiveTradingEngine:
         control_socket: bool = True,
         audit_log: bool = True,
         cash_tolerance_pct: Decimal = Decimal("0.01"),
+        unknown_order_deadline_seconds: float = 30,
     ) -> None:
         if not isinstance(strategy, TradingAlgorithm):
             raise ConfigError(
@@ -127,6 +128,12 @@ class LiveTradingEngine:
             )
         if checkpoint_interval_seconds <= 0 or reconciliation_interval_seconds <= 0:
             raise ConfigError("checkpoint and reconciliation intervals must be > 0 seconds")
+        if not unknown_order_deadline_seconds > 0:
+            raise ConfigError(
+                f"unknown_order_deadline_seconds={unknown_order_deadline_seconds!r} must be > 0 "
+                "(seconds an order may stay in the unknown-outcome state before new risk on "
+                "its asset is blocked), e.g. 30"
+            )
         if not isinstance(reconciliation_strategy, ReconciliationStrategy):
             raise ConfigError(
                 f"reconciliation_strategy must be a ReconciliationStrategy, "
@@ -193,6 +200,9 @@ class LiveTradingEngine:
             self.audit,
         )
         self.order_manager.on_error = self._on_broker_error
+        self.order_manager.unknown_deadline_seconds = float(unknown_order_deadline_seconds)
+        self.order_manager.on_unknown_overdue = self._on_unknown_overdue
+        self.order_manager.on_unknown_resolved = self._on_unknown_resolved
         finder = getattr(data_portal, "asset_finder", None) or AssetFinder()
         self.executor = StrategyExecutor(
             strategy,
@@ -473,6 +483,8 @@ class LiveTradingEngine:
             "fees": led.fees_paid,
             "can_trade": self.risk_gate.blocked_reason is None and cb.can_trade(),
             "trading_blocked": self.risk_gate.blocked_reason,
+            "holds": self.risk_gate.holds,
+            "unknown_orders": om.unknown_orders(),
             "circuit_breakers": cb.get_status(),
             "reconciliation": self.reconciliation_state,
             "broker_connected": self.broker_connected,
@@ -892,6 +904,12 @@ class LiveTradingEngine:
                 ) from exc
             resolved += 1
             if info is None:
+                if order.status is OrderStatus.UNKNOWN:
+                    # Its submit's outcome was already unknown: keep it open and keep
+                    # asking (never assume it did not arrive).
+                    om.track_unknown(order)
+                    om.start_resolvers()
+                    continue
                 if order.broker_order_id is None:
                     om.mark_rejected(order, "never reached the broker (resolved after restart)")
                     outcome = "not_at_broker"
@@ -902,67 +920,18 @@ class LiveTradingEngine:
                     outcome = "closed_unknown"
                 if journal is not None:
                     journal.record(
-                        "resolved", order.id, outcome=outcome, status=_journal_status(order)
+                        "resolved", order.id, outcome=outcome, status=journal_status(order)
                     )
                 self.audit.warning("order_resolved", client_order_id=order.id, outcome=outcome)
                 continue
-            bid = info.get("order_id")
-            if bid is not None:
-                bid = str(bid)
-                order.broker_order_id = bid
-                om._by_broker_id[bid] = order
-            if order.status is OrderStatus.NEW:
-                order.transition(OrderStatus.SUBMITTED)
-            fills = info.get("fills")
-            if fills is not None:
-                for f in fills:
-                    fid = str(f["fill_id"])
-                    if fid in om._applied_fills:
-                        continue
-                    amount = Decimal(f["amount"])
-                    if amount and (amount < 0) != (order.amount < 0):
-                        amount = abs(amount).copy_sign(order.amount)
-                    self._settle_recovered_fill(
-                        order, fid, amount, Decimal(f["price"]), Decimal(f.get("commission") or 0)
-                    )
-            else:
-                missing = Decimal(info.get("filled") or 0) - order.filled
-                avg = info.get("avg_fill_price")
-                if missing != 0 and avg is not None:
-                    # Only totals are known: one fill for what we missed, priced so that
-                    # the order's notional matches the venue's average exactly.
-                    done_value = (order.avg_fill_price or Decimal(0)) * abs(order.filled)
-                    price = (Decimal(avg) * abs(Decimal(info["filled"])) - done_value) / abs(
-                        missing
-                    )
-                    commission = max(
-                        Decimal(0), Decimal(info.get("commission") or 0) - order.commission
-                    )
-                    self._settle_recovered_fill(
-                        order,
-                        f"{order.broker_order_id}-recovered-{info['filled']}",
-                        missing,
-                        price,
-                        commission,
-                    )
-                elif missing != 0:
-                    self.audit.warning(
-                        "recovered_fill_without_price",
-                        client_order_id=order.id,
-                        missing=missing,
-                        hint="reconciliation will report the position difference",
-                    )
+            om.apply_broker_report(order, info)
             status = str(info.get("status") or "").lower()
-            if order.is_open and status in ("cancelled", "canceled", "expired"):
-                om.mark_cancelled(order, f"broker reports {status}")
-            elif order.is_open and status == "rejected":
-                om.mark_rejected(order, "broker reports rejected")
             if journal is not None:
                 journal.record(
                     "resolved",
                     order.id,
                     outcome=status or "unknown",
-                    status=_journal_status(order),
+                    status=journal_status(order),
                     broker_order_id=order.broker_order_id,
                 )
             self.audit.record(
@@ -976,32 +945,6 @@ class LiveTradingEngine:
                 # The cancel asked for before the crash may never have been sent.
                 om._request_cancel(order, "cancel requested before the restart")
         return resolved
-
-    def _settle_recovered_fill(
-        self, order: Order, fill_id: str, amount: Decimal, price: Decimal, commission: Decimal
-    ) -> None:
-        """Journal, then apply, a fill learnt from the broker during crash resolution."""
-        om = self.order_manager
-        if self.journal is not None:
-            self.journal.record(
-                "fill",
-                order.id,
-                fill_id=fill_id,
-                amount=amount,
-                price=price,
-                commission=commission,
-                dt=None,
-                recovered=True,
-            )
-        om._applied_fills.add(fill_id)
-        if order.is_open:
-            try:
-                om.apply_fill(order, amount, price, commission)
-                return
-            except Exception:
-                pass
-        self.ledger.apply_fill(order.asset, amount, price, commission)
-        om.fill_count += 1
 
     # --- main loop -------------------------------------------------------------------------
     async def _main_loop(self) -> None:
@@ -1164,6 +1107,21 @@ class LiveTradingEngine:
         self.audit.warning("strategy_error", where=where, error=f"{type(exc).__name__}: {exc}")
         self.circuit_breakers.on_error(self.clock())
 
+    def _on_unknown_overdue(self, order: Order) -> None:
+        secs = self.order_manager.unknown_deadline_seconds
+        reason = (
+            f"order {order.id} ({order.side} {abs(order.amount)} {order.asset.symbol}) has had "
+            f"an unknown submit outcome for over {secs:g}s; new orders on {order.asset.symbol} "
+            "are refused until the broker reports it"
+        )
+        self.risk_gate.hold_asset(order.asset, f"unknown:{order.id}", reason)
+        self.event_queue.put_nowait(
+            AlertEvent("order_outcome_unknown", reason, {"client_order_id": order.id})
+        )
+
+    def _on_unknown_resolved(self, order: Order) -> None:
+        self.risk_gate.release_asset(order.asset, f"unknown:{order.id}")
+
     def _on_broker_error(self, reason: str) -> None:
         self.stats["broker_errors"] += 1
         self.circuit_breakers.on_error(self.clock())
@@ -1315,6 +1273,9 @@ class LiveTradingEngine:
                 await self.order_manager.drain()
                 marker = self._activity_marker()
                 positions, cash, orders = self._local_snapshots()
+                # Unknown-outcome orders are being resolved by client id (and block their
+                # asset when overdue): the venue may not list them yet.
+                orders = [o for o in orders if o.status != OrderStatus.UNKNOWN.value]
                 report = await self.reconciler.reconcile_all(
                     local_positions=positions, local_cash=cash, local_orders=orders
                 )
@@ -1422,6 +1383,8 @@ class LiveTradingEngine:
         broker_ids |= {o.order_id for o in bs.open_orders}
         cancelled = []
         for order in list(om.iter_open_orders()):
+            if order.status is OrderStatus.UNKNOWN:
+                continue  # resolved by client order id, not by its absence from a list
             if order.id not in broker_ids and (order.broker_order_id or order.id) not in broker_ids:
                 om.mark_cancelled(order, "not open at the broker (TRUST_BROKER)")
                 cancelled.append(order.id)
@@ -1482,6 +1445,7 @@ class LiveTradingEngine:
                 await self.streams.stop()
         with contextlib.suppress(Exception):
             await self.order_manager.drain()
+        await self.order_manager.stop_resolvers()
         if self._control is not None:
             with contextlib.suppress(Exception):
                 await self._control.stop()
@@ -1504,20 +1468,6 @@ class LiveTradingEngine:
 
 def _jsonable_status(status: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items() if k != "circuit_breakers"}
-
-
-def _journal_status(order: Order) -> str:
-    """The journal's status word for ``order`` (what a later replay should adopt)."""
-    st = order.status
-    if st is OrderStatus.FILLED:
-        return "filled"
-    if st is OrderStatus.PARTIALLY_FILLED:
-        return "partially_filled"
-    if st is OrderStatus.REJECTED:
-        return "rejected"
-    if st in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
-        return "cancelled"
-    return "acked"
 
 
 def _highest_sequence(client_order_ids: Any) -> int:

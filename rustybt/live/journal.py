@@ -61,10 +61,12 @@ JOURNAL_KINDS = frozenset(
         "reject",
         "adjust",
         "resolved",
+        "submit_unknown",
     }
 )
 #: Kinds that note something about an order without changing its replayed status.
-INFORMATIONAL_KINDS = frozenset({"cancel_requested"})
+#: (``submit_unknown``: the submit's outcome was unknown; the broker is asked later.)
+INFORMATIONAL_KINDS = frozenset({"cancel_requested", "submit_unknown"})
 STATUSES = (
     "intent_only",
     "submitted",

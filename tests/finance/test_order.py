@@ -36,9 +36,14 @@ def make(amount: str = "100", **kw) -> Order:
 
 
 # --- enums -----------------------------------------------------------------------
-def test_open_statuses_are_new_submitted_and_partially_filled():
+def test_open_statuses_are_new_submitted_unknown_and_partially_filled():
     open_ = {s for s in OrderStatus if s.is_open}
-    assert open_ == {OrderStatus.NEW, OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED}
+    assert open_ == {
+        OrderStatus.NEW,
+        OrderStatus.SUBMITTED,
+        OrderStatus.UNKNOWN,
+        OrderStatus.PARTIALLY_FILLED,
+    }
     assert all(is_terminal(s) == s.is_terminal == (not s.is_open) for s in OrderStatus)
 
 
@@ -202,7 +207,23 @@ def test_order_has_slots_and_no_instance_dict():
 
 # --- state machine ------------------------------------------------------------------
 LEGAL = {
-    OrderStatus.NEW: {"submitted", "rejected", "cancelled", "filled", "partially_filled"},
+    OrderStatus.NEW: {
+        "submitted",
+        "unknown",
+        "rejected",
+        "cancelled",
+        "filled",
+        "partially_filled",
+    },
+    # An unknown submit outcome moves on only with the broker's answer, never back to NEW.
+    OrderStatus.UNKNOWN: {
+        "submitted",
+        "partially_filled",
+        "filled",
+        "cancelled",
+        "rejected",
+        "expired",
+    },
     OrderStatus.SUBMITTED: {"partially_filled", "filled", "cancelled", "rejected", "expired"},
     OrderStatus.PARTIALLY_FILLED: {"partially_filled", "filled", "cancelled", "expired"},
     OrderStatus.FILLED: set(),

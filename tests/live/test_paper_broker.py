@@ -12,11 +12,11 @@ from rustybt.assets import Equity
 from rustybt.data.bar import Bar
 from rustybt.exceptions import (
     BrokerConnectionError,
-    BrokerError,
     ConfigError,
     InsufficientFundsError,
     InvalidOrder,
     OrderNotFound,
+    OrderRejected,
 )
 from rustybt.finance.decimal.commission import PerShareCommission
 from rustybt.finance.decimal.slippage import FixedBasisPointsSlippage
@@ -298,14 +298,14 @@ async def test_bad_order_parameters_raise_invalid_order_and_record_nothing(
 async def test_order_without_any_price_yet_is_refused_with_a_clear_error():
     broker = PaperBroker()
     await broker.connect()
-    with pytest.raises(BrokerError, match="no price for AAPL"):
+    with pytest.raises(OrderRejected, match="no price for AAPL"):
         await broker.submit_order(AAPL, D("1"), "market")
 
 
 async def test_duplicate_client_order_id_is_refused():
     broker, events, clock = await make()
     await broker.submit_order(AAPL, D("1"), "market", client_order_id="dup")
-    with pytest.raises(BrokerError, match="duplicate client order id"):
+    with pytest.raises(OrderRejected, match="duplicate client order id"):
         await broker.submit_order(AAPL, D("1"), "market", client_order_id="dup")
 
 
@@ -346,7 +346,7 @@ async def test_persistent_paper_account_survives_a_new_broker_object(tmp_path):
     assert open_order["client_order_id"] == "p-2"
     assert (await again.get_order_by_client_id("p-1"))["status"] == "filled"
     assert again.submissions == ["p-1", "p-2"]
-    with pytest.raises(BrokerError, match="duplicate"):
+    with pytest.raises(OrderRejected, match="duplicate"):
         await again.submit_order(AAPL, D("1"), "market", client_order_id="p-1")
 
 

@@ -26,6 +26,12 @@ class BrokerAdapter(ABC):
     """Abstract broker. Subclasses implement the abstract methods."""
 
     name: str = "broker"
+    #: Seconds after which a submit request the venue has not seen can never be executed
+    #: (e.g. a venue that drops requests older than a receive window). When set, an order
+    #: whose submit outcome is unknown and that ``get_order_by_client_id`` still does not
+    #: find this long after sending is resolved as never received; ``None`` (unknown)
+    #: keeps such an order open, blocking its asset, until the venue reports it.
+    submit_expiry_seconds: float | None = None
 
     def __init__(self) -> None:
         self._event_handler: Callable[[Event], None] | None = None

@@ -32,6 +32,7 @@ from rustybt.exceptions import (
     InsufficientFundsError,
     InvalidOrder,
     OrderNotFound,
+    OrderRejected,
 )
 from rustybt.finance.decimal import config_decimal
 from rustybt.finance.execution import ExecutionSimulator
@@ -54,6 +55,8 @@ class PaperBroker(BrokerAdapter):
     name = "paper"
     #: The engine replays a bundle through a simulated venue (no market data stream).
     simulated = True
+    #: In process: a submit it never registered can never arrive later.
+    submit_expiry_seconds = 0.0
 
     def __init__(
         self,
@@ -136,7 +139,7 @@ class PaperBroker(BrokerAdapter):
         tif = TimeInForce.parse(time_in_force)
         validate_order(asset, amount, otype, limit_price, stop_price)
         if client_order_id is not None and client_order_id in self._by_client:
-            raise BrokerError(
+            raise OrderRejected(
                 f"duplicate client order id {client_order_id!r}: the paper venue already has "
                 f"it as {self._by_client[client_order_id]}"
             )
@@ -183,7 +186,7 @@ class PaperBroker(BrokerAdapter):
             return
         price = limit_price or stop_price or self._last_price.get(asset)
         if price is None:
-            raise BrokerError(
+            raise OrderRejected(
                 f"paper broker has no price for {asset.symbol} yet; it needs one bar of "
                 "market data before it can cost an order"
             )
