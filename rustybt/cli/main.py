@@ -37,6 +37,7 @@ from rustybt.cli.errors import (
     front_door,
     one_line,
 )
+from rustybt.cli.venue import venue_app
 from rustybt.exceptions import ConfigError
 
 app = typer.Typer(
@@ -46,6 +47,7 @@ app = typer.Typer(
 )
 live_app = typer.Typer(add_completion=False, help="Paper/live trading and its control channel.")
 app.add_typer(live_app, name="live")
+app.add_typer(venue_app, name="venue")
 console = Console(soft_wrap=True)
 
 BROKERS = optspec.BROKERS  # kept for importers; the list lives in rustybt.cli.options
@@ -255,6 +257,12 @@ def live(
     checkpoint_interval: str = typer.Option(None, help="Seconds between checkpoints."),
     max_bars: str = typer.Option(None, help="Stop after this many market data events."),
     seed: str = typer.Option(None, help="Seed for simulated latency jitter."),
+    host: str = typer.Option(None, help="IB: TWS / IB Gateway host (default 127.0.0.1)."),
+    port: str = typer.Option(None, help="IB: API port (TWS paper 7497, Gateway paper 4002)."),
+    client_id: str = typer.Option(None, "--client-id", help="IB: API client id (default 1)."),
+    live_money: bool = typer.Option(
+        False, "--live-money", help="Allow a real-money connection (IB ports 7496/4001)."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
     """Paper-trade (or live-trade) a strategy. Ctrl-C or SIGTERM stops it gracefully."""
@@ -280,6 +288,10 @@ def live(
             "checkpoint_interval": checkpoint_interval,
             "max_bars": max_bars,
             "seed": seed,
+            "host": host,
+            "port": port,
+            "client_id": client_id,
+            "live_money": live_money or None,
         }
         opts.update(optspec.check(optspec.LIVE_OPTIONS, cli))
         if not opts.get("algofile"):
@@ -314,30 +326,19 @@ def _drop_traceback(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str
 def _build_engine(opts: dict[str, Any]) -> Any:
     from rustybt.cli.strategy_file import load_strategy
     from rustybt.data.polars.data_portal import PolarsDataPortal
-    from rustybt.finance.decimal.commission import PerShareCommission
-    from rustybt.finance.decimal.slippage import FixedBasisPointsSlippage
     from rustybt.live import LiveTradingEngine
-    from rustybt.live.brokers.paper_broker import PaperBroker
     from rustybt.live.models import ReconciliationStrategy
     from rustybt.live.state_manager import StateManager
 
     algo = load_strategy(opts["algofile"], opts.get("strategy_name"))
-    recon_strategy = ReconciliationStrategy(opts.get("reconciliation", "warn_only"))
+    broker_name = opts.get("broker", "paper")
+    recon_default = "warn_only" if broker_name in optspec.SIMULATED_BROKERS else "halt_and_alert"
+    recon_strategy = ReconciliationStrategy(opts.get("reconciliation", recon_default))
     end = opts.get("end")
     if end is not None and len(str(end)) == 10:
         end = f"{end} 23:59:59"
     portal = PolarsDataPortal(bundle_name=opts.get("bundle", "demo"), data_frequency="minute")
-    broker = PaperBroker(
-        starting_cash=opts.get("starting_cash", Decimal("100000")),
-        commission_model=PerShareCommission(opts.get("commission_per_share", Decimal("0.005"))),
-        slippage_model=FixedBasisPointsSlippage(opts.get("slippage_bps", Decimal("5"))),
-        order_latency_ms=float(opts.get("latency_ms", 100)),
-        latency_jitter_pct=opts.get("latency_jitter_pct", Decimal("0.2")),
-        volume_limit_pct=opts.get("volume_limit_pct", Decimal("0.025")),
-        seed=int(opts.get("seed", 0)),
-        allow_short=bool(opts.get("allow_short", False)),
-        state_path=str(opts["paper_state"]) if opts.get("paper_state") else None,
-    )
+    broker = _ib_broker(opts) if broker_name == "ib" else _paper_broker(opts)
     state_dir = Path(opts["state_dir"]) if opts.get("state_dir") else None
     engine = LiveTradingEngine(
         strategy=algo,
@@ -356,6 +357,35 @@ def _build_engine(opts: dict[str, Any]) -> Any:
     if opts.get("max_bars"):
         engine.stop_after_market_events = int(opts["max_bars"])
     return engine
+
+
+def _paper_broker(opts: dict[str, Any]) -> Any:
+    from rustybt.finance.decimal.commission import PerShareCommission
+    from rustybt.finance.decimal.slippage import FixedBasisPointsSlippage
+    from rustybt.live.brokers.paper_broker import PaperBroker
+
+    return PaperBroker(
+        starting_cash=opts.get("starting_cash", Decimal("100000")),
+        commission_model=PerShareCommission(opts.get("commission_per_share", Decimal("0.005"))),
+        slippage_model=FixedBasisPointsSlippage(opts.get("slippage_bps", Decimal("5"))),
+        order_latency_ms=float(opts.get("latency_ms", 100)),
+        latency_jitter_pct=opts.get("latency_jitter_pct", Decimal("0.2")),
+        volume_limit_pct=opts.get("volume_limit_pct", Decimal("0.025")),
+        seed=int(opts.get("seed", 0)),
+        allow_short=bool(opts.get("allow_short", False)),
+        state_path=str(opts["paper_state"]) if opts.get("paper_state") else None,
+    )
+
+
+def _ib_broker(opts: dict[str, Any]) -> Any:
+    from rustybt.live.brokers.ib_adapter import IBBrokerAdapter
+
+    return IBBrokerAdapter(
+        host=opts.get("host", "127.0.0.1"),
+        port=opts.get("port", 7497),
+        client_id=opts.get("client_id", 1),
+        live_money=bool(opts.get("live_money", False)),
+    )
 
 
 def _run_engine(engine: Any, show_progress: bool) -> int:

@@ -253,8 +253,11 @@ def risk_limits(raw: Any, label: str) -> Any:
 
 
 # --- the tables ---------------------------------------------------------------------------
-BROKERS: tuple[str, ...] = ("paper",)
+BROKERS: tuple[str, ...] = ("paper", "ib")
 """Brokers ``rustybt live --broker`` builds; a new one adds its name here and a builder."""
+SIMULATED_BROKERS = frozenset({"paper"})
+"""Brokers that trade against a simulation; the others reconcile with halt_and_alert by
+default (DESIGN.md: fail closed wherever real money is at stake)."""
 
 
 def broker(raw: Any, label: str) -> str:
@@ -264,6 +267,13 @@ def broker(raw: Any, label: str) -> str:
             f"unknown broker {value!r}; available: {', '.join(BROKERS)}. "
             "(Venue adapters are configured in Python: see docs/live-trading.md)"
         )
+    return value
+
+
+def port(raw: Any, label: str) -> int:
+    value = _whole(raw, label, f"{label.split(': ')[-1]} 7497")
+    if not 0 < value < 65536:
+        raise ConfigError(f"{label} {value} is not a TCP port (1-65535); TWS paper uses 7497")
     return value
 
 
@@ -322,6 +332,11 @@ LIVE_OPTIONS: dict[str, Option] = {
     "latency_jitter_pct": Option(decimal(Decimal(0), Decimal(1), meaning="a fraction")),
     "allow_short": Option(boolean),
     "risk_limits": Option(risk_limits),
+    # Interactive Brokers: where TWS / IB Gateway listens, and the real-money switch.
+    "host": Option(text, "--host"),
+    "port": Option(port, "--port"),
+    "client_id": Option(count(0, "1"), "--client-id"),
+    "live_money": Option(boolean, "--live-money"),
     # Credentials: accepted (the paper broker ignores them), registered as secrets so
     # they are masked in every log line, message and audit record, and never printed.
     "api_key": Option(secret, secret=True),

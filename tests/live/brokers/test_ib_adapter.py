@@ -238,7 +238,7 @@ async def test_accepted_but_unanswered_order_is_an_unknown_outcome_found_by_clie
         again, _ = await connected(tws, client_id=1)
         try:
             found = await again.get_order_by_client_id("u-1")
-            assert found is not None and found["amount"] == 3 and found["status"] == "Submitted"
+            assert found is not None and found["amount"] == 3 and found["status"] == "submitted"
         finally:
             await again.disconnect()
     finally:

@@ -68,6 +68,18 @@ _ACKED = frozenset({"PreSubmitted", "Submitted", "ApiPending", "PendingSubmit", 
 _OPEN = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
 _TIF = {"gtc": "GTC", "day": "DAY", "ioc": "IOC", "fok": "FOK"}
 _TYPE_NAMES = {"MKT": "market", "LMT": "limit", "STP": "stop", "STP LMT": "stop_limit"}
+#: IB order status -> the engine's words (``get_open_orders`` / ``get_order_by_client_id``).
+_STATUS = {
+    "PendingSubmit": "submitted",
+    "ApiPending": "submitted",
+    "PreSubmitted": "submitted",
+    "Submitted": "submitted",
+    "PendingCancel": "submitted",
+    "Filled": "filled",
+    "Cancelled": "cancelled",
+    "ApiCancelled": "cancelled",
+    "Inactive": "rejected",
+}
 _MAX_SEEN_EXEC = 100_000
 
 
@@ -610,10 +622,26 @@ class IBBrokerAdapter(BrokerAdapter):
             out.append({"asset": asset, "amount": amount, "average_price": avg, "last_price": last})
         return out
 
+    def _fill_dicts(self, fills: list[Any]) -> list[dict[str, Any]]:
+        out = []
+        for f in fills:
+            ex = f.execution
+            sign = Decimal(1) if ex.side in ("BOT", "BUY") else Decimal(-1)
+            report = f.commissionReport
+            out.append(
+                {
+                    "fill_id": ex.execId,
+                    "amount": sign * ib_decimal(ex.shares, what="shares"),
+                    "price": ib_decimal(ex.price, what="price"),
+                    "commission": ib_decimal(report.commission) if report.execId else _ZERO,
+                }
+            )
+        return out
+
     def _order_dict(self, trade: Trade) -> dict[str, Any]:
         o = trade.order
         sign = Decimal(1) if o.action == "BUY" else Decimal(-1)
-        filled = sum((ib_decimal(f.execution.shares) for f in trade.fills), _ZERO)
+        fills = self._fill_dicts(trade.fills)
         lmt = o.lmtPrice if o.orderType in ("LMT", "STP LMT") else None
         stp = o.auxPrice if o.orderType in ("STP", "STP LMT") else None
         avg = trade.orderStatus.avgFillPrice
@@ -622,15 +650,14 @@ class IBBrokerAdapter(BrokerAdapter):
             "client_order_id": o.orderRef or None,
             "asset": self._asset_of(trade.contract),
             "amount": sign * ib_decimal(o.totalQuantity, what="totalQuantity"),
-            "filled": sign * filled,
+            "filled": sum((f["amount"] for f in fills), _ZERO),
             "order_type": _TYPE_NAMES.get(o.orderType, o.orderType.lower()),
             "limit_price": ib_decimal(lmt) if lmt not in (None, "") else None,
             "stop_price": ib_decimal(stp) if stp not in (None, "") else None,
-            "status": trade.orderStatus.status,
+            "status": _STATUS.get(trade.orderStatus.status, trade.orderStatus.status.lower()),
             "avg_fill_price": ib_decimal(avg) if avg else None,
-            "commission": sum(
-                (ib_decimal(f.commissionReport.commission) for f in trade.fills), _ZERO
-            ),
+            "commission": sum((f["commission"] for f in fills), _ZERO),
+            "fills": fills,
         }
 
     async def get_open_orders(self) -> list[dict[str, Any]]:
@@ -646,21 +673,23 @@ class IBBrokerAdapter(BrokerAdapter):
         fills = [f for f in ib.fills() if f.execution.orderRef == client_order_id]
         if not fills:
             return None
+        # The order itself is gone from TWS (finished in an earlier session); its
+        # executions remain and say what happened.
         first = fills[0]
-        sign = Decimal(1) if first.execution.side == "BOT" else Decimal(-1)
-        filled = sum((ib_decimal(f.execution.shares) for f in fills), _ZERO)
+        details = self._fill_dicts(fills)
         return {
-            "order_id": str(first.execution.orderId),
+            "order_id": str(first.execution.orderId) if first.execution.orderId else None,
             "client_order_id": client_order_id,
             "asset": self._asset_of(first.contract),
-            "amount": None,  # the order itself is gone from TWS; its executions remain
-            "filled": sign * filled,
+            "amount": None,
+            "filled": sum((f["amount"] for f in details), _ZERO),
             "order_type": None,
             "limit_price": None,
             "stop_price": None,
             "status": "executions_only",
             "avg_fill_price": ib_decimal(fills[-1].execution.avgPrice),
-            "commission": sum((ib_decimal(f.commissionReport.commission) for f in fills), _ZERO),
+            "commission": sum((f["commission"] for f in details), _ZERO),
+            "fills": details,
         }
 
     async def get_current_price(self, asset: Asset) -> Decimal | None:

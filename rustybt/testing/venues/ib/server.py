@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -204,6 +205,32 @@ class FakeTWS:
             for req_id, con_id in client.bars.items():
                 if con_id == ins.con_id:
                     self._send(client, wire.real_time_bar(req_id, epoch, o, h, lo, c, v, c, 10))
+
+    async def run_market(
+        self,
+        *,
+        interval: float = 1.0,
+        seed: int = 0,
+        bars: int | None = None,
+    ) -> None:
+        """Trade every instrument: one bar each ``interval`` seconds, a seeded random walk.
+
+        Stops after ``bars`` rounds (None: until cancelled). Moves are whole ticks, at most
+        five either way, so prices stay on the contract's tick.
+        """
+        rng = random.Random(seed)
+        done = 0
+        while bars is None or done < bars:
+            await asyncio.sleep(interval)
+            for ins in list(self.instruments.values()):
+                tick = ins.min_tick
+                o = ins.price
+                c = max(tick, o + tick * rng.randint(-5, 5))
+                h = max(o, c) + tick * rng.randint(0, 2)
+                lo = max(tick, min(o, c) - tick * rng.randint(0, 2))
+                volume = Decimal(rng.randint(100, 5000)) * ins.size_increment
+                self.push_bar(ins.local_symbol or ins.symbol, o, h, lo, c, volume)
+            done += 1
 
     # --- connection handling ---------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -591,3 +618,19 @@ class FakeTWS:
             )
             return
         client.bars[req_id] = ins.con_id
+
+
+async def serve(port: int = 7497, *, interval: float = 1.0, seed: int = 0) -> None:
+    """Run a fake TWS on 127.0.0.1:``port`` with a moving market until cancelled."""
+    fake = FakeTWS(port=port)
+    await fake.start()
+    print(
+        f"fake TWS (server version {wire.SERVER_VERSION}) on 127.0.0.1:{fake.port}, account "
+        f"{fake.account}; instruments: "
+        + ", ".join(i.local_symbol or i.symbol for i in fake.instruments.values()),
+        flush=True,
+    )
+    try:
+        await fake.run_market(interval=interval, seed=seed)
+    finally:
+        await fake.stop()

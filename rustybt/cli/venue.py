@@ -1,0 +1,52 @@
+"""``rustybt venue serve <venue>``: run a loopback fake venue for rehearsals and tests.
+
+Each fake speaks its venue's real wire protocol on 127.0.0.1 only, so an adapter (or any
+other client of that venue) can be pointed at it unchanged. ``FAKE_VENUES`` maps a venue
+name to the module whose coroutine ``serve(port, *, interval, seed)`` runs it until
+cancelled, and the venue's usual port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import typer
+
+from rustybt.cli.errors import EXIT_USAGE, exit_with, front_door
+from rustybt.exceptions import ConfigError
+
+venue_app = typer.Typer(add_completion=False, help="Loopback fake venues for offline rehearsal.")
+
+#: venue name -> (module with ``serve``, default port)
+FAKE_VENUES: dict[str, tuple[str, int]] = {
+    "ib": ("rustybt.testing.venues.ib.server", 7497),
+}
+
+
+@venue_app.command("serve")
+def serve(
+    venue: str = typer.Argument(..., help="Which venue to fake: " + ", ".join(FAKE_VENUES)),
+    port: int = typer.Option(None, help="TCP port on 127.0.0.1 (default: the venue's own)."),
+    interval: float = typer.Option(1.0, help="Seconds between the fake market's bars."),
+    seed: int = typer.Option(0, help="Seed of the fake market's random walk."),
+) -> None:
+    """Serve a fake venue on 127.0.0.1 until Ctrl-C."""
+    with front_door(f"fake {venue} venue"):
+        entry = FAKE_VENUES.get(venue.lower())
+        if entry is None:
+            raise ConfigError(f"no fake venue {venue!r}; available: {', '.join(FAKE_VENUES)}")
+        module, default_port = entry
+        port = default_port if port is None else port
+        if not 0 <= port < 65536:
+            raise ConfigError(f"--port {port} is not a TCP port (0-65535)")
+        if interval <= 0:
+            raise ConfigError(f"--interval must be > 0 seconds, got {interval}")
+        run = importlib.import_module(module).serve
+        try:
+            asyncio.run(run(port, interval=interval, seed=seed))
+        except OSError as exc:
+            raise exit_with(
+                f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; pick another --port",
+                EXIT_USAGE,
+            ) from None
