@@ -758,6 +758,7 @@ SECTIONS: list[Section] = [
     Section("reconcile", module_section("bench_reconcile", "Reconciliation scaling")),
     Section("restart", module_section("bench_restart", "Restart to trading-ready")),
     Section("soak", module_section("bench_soak", "RSS soak")),
+    Section("ib", module_section("bench_ib", "Interactive Brokers adapter ↔ fake TWS")),
 ]
 SECTION_NAMES = [s.name for s in SECTIONS]
 
