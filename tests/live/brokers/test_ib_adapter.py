@@ -20,6 +20,7 @@ from rustybt.exceptions import (
 )
 from rustybt.live.brokers.ib_adapter import IBBrokerAdapter
 from rustybt.live.events import (
+    AlertEvent,
     BrokerConnectionEvent,
     OrderAckEvent,
     OrderCancelEvent,
@@ -321,3 +322,21 @@ def test_repr_names_the_endpoint_only():
     assert repr(adapter) == (
         "IBBrokerAdapter(host='127.0.0.1', port=7497, client_id=9, connected=False)"
     )
+
+
+async def test_an_execution_correction_emits_the_size_change_once_and_alerts(tws):
+    adapter, events = await connected(tws)
+    try:
+        await adapter.submit_order(AAPL, D(10), "market", client_order_id="c")
+        await wait_for(lambda: fills(events), "the fill")
+        first = tws.executions[0].exec_id
+        corrected = tws.correct_execution(first, shares="8", price="190")
+        assert corrected.endswith(".02") and corrected.rsplit(".", 1)[0] == first.rsplit(".", 1)[0]
+        await wait_for(lambda: len(fills(events)) == 2, "the correction")
+        assert [f.amount for f in fills(events)] == [10, -2]
+        alerts = [e for e in events if isinstance(e, AlertEvent)]
+        assert alerts and alerts[0].kind == "broker_correction"
+        [pos] = await adapter.get_positions()
+        assert pos["amount"] == 8
+    finally:
+        await adapter.disconnect()

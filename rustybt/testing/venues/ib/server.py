@@ -507,6 +507,38 @@ class FakeTWS:
             self.cash -= amount * price * mult
         self.cash -= fee
 
+    def correct_execution(
+        self, exec_id: str, *, shares: Decimal | str, price: Decimal | str
+    ) -> str:
+        """Send a correction of an execution, as IB does after a bust or price adjustment.
+
+        The corrected execution keeps the id with its last part (the revision) bumped;
+        the account moves by the difference. Returns the new execution id.
+        """
+        old = next(ex for ex in self.executions if ex.exec_id == exec_id)
+        head, _, rev = exec_id.rpartition(".")
+        shares, price = Decimal(shares), Decimal(price)
+        order = old.order
+        sign = Decimal(1) if order.action == "BUY" else Decimal(-1)
+        self._apply_to_account(order.instrument, -sign * old.shares, old.price, _ZERO)
+        self._apply_to_account(order.instrument, sign * shares, price, _ZERO)
+        order.filled += shares - old.shares
+        new = WireExecution(
+            exec_id=f"{head}.{int(rev) + 1:02d}",
+            order=order,
+            time=old.time,
+            shares=shares,
+            price=price,
+            cum_qty=order.filled,
+            avg_price=price,
+            commission=old.commission,
+        )
+        self.executions.append(new)
+        self._broadcast(order, wire.exec_details(-1, new))
+        self._broadcast(order, wire.commission_report(new))
+        self._publish_position(order.instrument)
+        return new.exec_id
+
     def _publish_position(self, ins: Instrument) -> None:
         """Subscribers of reqPositions / reqAccountUpdates hear of a changed position."""
         amount, avg = self.positions.get(ins.con_id, (_ZERO, _ZERO))
