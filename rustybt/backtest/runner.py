@@ -336,8 +336,9 @@ class _Loop:
                     price = data.last_price(asset)
                     if price is not None:
                         ledger.update_price(asset, price)
-                if breakers is not None:
-                    breakers.on_portfolio_value(ledger.portfolio_value, dt)
+            # Flat or not: a loss realised into cash must reach the breakers too.
+            if breakers is not None:
+                breakers.on_portfolio_value(ledger.portfolio_value, dt)
             # 3. scheduled functions
             now_ns = clock_ns[i]
             while sched_i < sched_n and schedule[sched_i][0] <= now_ns:

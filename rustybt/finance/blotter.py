@@ -179,8 +179,13 @@ class Blotter:
         self._close(order)
 
     def mark_rejected(self, order: Order, reason: str) -> None:
+        """The venue refused the order. Once part of it filled, those fills stand: it ends
+        partly filled with the remainder cancelled (REJECTED would erase real fills)."""
         if order.is_open:
-            order.reject(reason)
+            if order.filled:
+                order.cancel(f"rejected after a partial fill: {reason}")
+            else:
+                order.reject(reason)
             self.rejected_count += 1
         self._close(order)
 

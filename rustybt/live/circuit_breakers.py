@@ -202,6 +202,9 @@ class CircuitBreaker(ABC):
     def on_error(self, dt: datetime) -> bool:
         return False
 
+    def on_success(self, dt: datetime) -> None:  # noqa: B027 - optional hook
+        """A strategy call or an order submission succeeded (consecutive-failure rules)."""
+
     # --- transitions ------------------------------------------------------------------
     def reset(self, operator: str = "", reason: str = "", dt: datetime | None = None) -> bool:
         """Return to NORMAL and clear the rolling data; ``operator`` is required (audit).
@@ -672,42 +675,95 @@ class OrderRateCircuitBreaker(_SlidingWindowBreaker):
 
 # --- error rate -------------------------------------------------------------------------
 class ErrorRateCircuitBreaker(_SlidingWindowBreaker):
-    """Trips when ``max_errors`` errors fall within ``window_seconds`` (reaching it trips).
+    """Trips when ``max_errors`` errors fall within ``window_seconds`` (reaching it trips),
+    or after ``max_consecutive`` errors in a row with no success between.
 
     Sliding window over the ``dt`` of each error; an error exactly ``window_seconds`` old has
-    left the window. Stays tripped until :meth:`reset`.
+    left the window. The window runs on the engine's clock: bar time in a backtest or
+    replay, wall time live; so one error per one-minute bar stays under "5 per 300 s" in a
+    replay while the consecutive rule (default ``max_errors``) still stops a strategy that
+    fails on every bar within ``max_consecutive`` bars, whatever the bar size. A success
+    (a strategy call that returned, an order the broker took) resets the run. Stays
+    tripped until :meth:`reset`.
     """
 
     breaker_type = CircuitBreakerType.ERROR_RATE
 
     def __init__(
-        self, max_errors: int, window_seconds: int = 300, *, name: str | None = None
+        self,
+        max_errors: int,
+        window_seconds: int = 300,
+        *,
+        max_consecutive: int | None = None,
+        name: str | None = None,
     ) -> None:
         self.max_errors = _int_param("max_errors", max_errors)
         self.window_seconds = _int_param("window_seconds", window_seconds)
+        self.max_consecutive = (
+            self.max_errors
+            if max_consecutive is None
+            else _int_param("max_consecutive", max_consecutive)
+        )
         super().__init__(name)
         self._window = timedelta(seconds=self.window_seconds)
         self._times: deque[datetime] = deque(maxlen=self.max_errors)
+        self._run = 0  # errors since the last success
 
     def params(self) -> dict[str, Any]:
-        return {"max_errors": self.max_errors, "window_seconds": self.window_seconds}
+        return {
+            "max_errors": self.max_errors,
+            "window_seconds": self.window_seconds,
+            "max_consecutive": self.max_consecutive,
+        }
+
+    @property
+    def consecutive_errors(self) -> int:
+        """Errors since the last success."""
+        return self._run
+
+    def on_success(self, dt: datetime) -> None:
+        self._run = 0
 
     def on_error(self, dt: datetime) -> bool:
         times = self._times
         times.append(dt)
+        self._run += 1
         cutoff = dt - self._window
         while times[0] <= cutoff:
             times.popleft()
-        if len(times) >= self.max_errors and self._state is _NORMAL:
+        if self._state is not _NORMAL:
+            return False
+        if len(times) >= self.max_errors:
             return self._trip(
                 f"{len(times)} errors within {self.window_seconds}s reached max_errors "
                 f"{self.max_errors}",
                 dt,
             )
+        if self._run >= self.max_consecutive:
+            return self._trip(
+                f"{self._run} consecutive errors with no success between reached "
+                f"max_consecutive {self.max_consecutive}",
+                dt,
+            )
         return False
 
+    def _clear_rolling(self) -> None:
+        self._times.clear()
+        self._run = 0
+
+    def _dump_rolling(self) -> dict[str, Any]:
+        return {"times": [t.isoformat() for t in self._times], "consecutive": self._run}
+
+    def _parse_rolling(self, where: str, data: dict[str, Any]) -> Any:
+        run = data.get("consecutive", 0)
+        if not isinstance(run, int) or isinstance(run, bool) or run < 0:
+            raise CheckpointCorrupted(f"{where}: data.consecutive must be an int >= 0")
+        return super()._parse_rolling(where, data), run
+
     def _apply_rolling(self, parsed: Any) -> None:
-        self._times = deque(parsed, maxlen=self.max_errors)
+        times, run = parsed
+        self._times = deque(times, maxlen=self.max_errors)
+        self._run = run
 
 
 # --- manual -----------------------------------------------------------------------------
@@ -785,6 +841,7 @@ class CircuitBreakerManager:
         self._pv: list[CircuitBreaker] = []
         self._orders: list[CircuitBreaker] = []
         self._errors: list[CircuitBreaker] = []
+        self._successes: list[CircuitBreaker] = []
         self._listeners: list[Listener] = []
         self._halted = False
 
@@ -848,6 +905,7 @@ class CircuitBreakerManager:
         self._pv = [b for b in bs if _overrides(b, "on_portfolio_value")]
         self._orders = [b for b in bs if _overrides(b, "on_order_submitted")]
         self._errors = [b for b in bs if _overrides(b, "on_error")]
+        self._successes = [b for b in bs if _overrides(b, "on_success")]
 
     # --- listening --------------------------------------------------------------------
     def add_listener(self, callback: Listener) -> None:
@@ -923,6 +981,11 @@ class CircuitBreakerManager:
             if b.on_error(dt):
                 tripped.append(b)
         return tripped
+
+    def on_success(self, dt: datetime) -> None:
+        """A strategy call or an order submission succeeded."""
+        for b in self._successes:
+            b.on_success(dt)
 
     # --- operator ---------------------------------------------------------------------
     def reset(self, name: str | None = None, operator: str = "", reason: str = "") -> list[str]:

@@ -70,6 +70,7 @@ from rustybt.live.order_manager import LiveOrderManager, journal_status
 from rustybt.live.reconciler import PositionReconciler
 from rustybt.live.state_manager import StateManager
 from rustybt.live.strategy_executor import StrategyExecutor
+from rustybt.live.supervision import bar_interval
 
 log = structlog.get_logger("rustybt.live")
 _MD = EventPriority.MARKET_DATA
@@ -200,6 +201,7 @@ class LiveTradingEngine:
             self.audit,
         )
         self.order_manager.on_error = self._on_broker_error
+        self.order_manager.on_success = self._on_success
         self.order_manager.unknown_deadline_seconds = float(unknown_order_deadline_seconds)
         self.order_manager.on_unknown_overdue = self._on_unknown_overdue
         self.order_manager.on_unknown_resolved = self._on_unknown_resolved
@@ -213,6 +215,7 @@ class LiveTradingEngine:
             self.clock,
             self._on_strategy_error,
         )
+        self.executor.on_success = self._on_success
         self.scheduler = scheduler
         self.reconciler = PositionReconciler(
             broker_adapter, reconciliation_strategy, cash_tolerance_pct
@@ -220,7 +223,7 @@ class LiveTradingEngine:
         self._dispatcher = EventDispatcher()
         d = self._dispatcher
         d.register(MarketDataEvent, self._on_market_data)
-        d.register(OrderFillEvent, self.order_manager.on_fill)
+        d.register(OrderFillEvent, self._on_fill)
         d.register(OrderAckEvent, self.order_manager.on_ack)
         d.register(OrderCancelEvent, self.order_manager.on_cancel)
         d.register(OrderRejectEvent, self.order_manager.on_broker_reject)
@@ -256,6 +259,7 @@ class LiveTradingEngine:
             "checkpoints": 0,
             "reconciliations": 0,
             "checkpoint_failures": 0,
+            "strategy_calls_skipped": 0,
         }
         self.last_checkpoint_error: str | None = None
         self.stop_after_market_events: int | None = None
@@ -264,6 +268,9 @@ class LiveTradingEngine:
         self._peak_value = Decimal(0)
         self._value_day: Any = None
         self.on_progress: Callable[[LiveTradingEngine], None] | None = None
+        self._bar_seconds = bar_interval(data_portal).total_seconds()
+        self._breaker_bucket: int | None = None
+        self._value_dt: datetime | None = None
         self._control: Any = None
         self._control_enabled = control_socket
         # Engine-owned market-data streams (rustybt.live.streaming), made on first use.
@@ -1036,19 +1043,36 @@ class LiveTradingEngine:
             if not self._dispatcher.dispatch_sync(urgent):
                 q.put_nowait(urgent)
                 break
-        if positions:
-            pv = led.portfolio_value
+        pv = led.portfolio_value if positions else led.cash
+        # The breakers see the value once per bar, flat or not (a loss realised into
+        # cash must count), and after every fill (_on_fill); not on every tick.
+        bucket = int(ev.dt.timestamp() // self._bar_seconds)
+        if bucket != self._breaker_bucket:
+            self._breaker_bucket = bucket
             self.circuit_breakers.on_portfolio_value(pv, ev.dt)
-        else:
-            pv = led.cash
+        self._value_dt = ev.dt
         self._track_value(pv, ev.dt)
-        if not self._paused:
+        if self._strategy_may_run():
             ex.on_market_data(ev)
+        else:
+            self.stats["strategy_calls_skipped"] += 1
         limit = self.stop_after_market_events
         if limit is not None and self.stats["market_events"] >= limit:
             self._stop = True
         if self.on_progress is not None:
             self.on_progress(self)
+
+    def _on_fill(self, ev: OrderFillEvent) -> bool:
+        applied = self.order_manager.on_fill(ev)
+        if applied:
+            self._feed_breakers(ev.dt)
+        return applied
+
+    def _feed_breakers(self, dt: datetime | None = None) -> None:
+        """Show the breakers the portfolio value now (after a fill or a cash change), on
+        the market-data clock the per-bar values use."""
+        dt = dt or self._value_dt or self.clock()
+        self.circuit_breakers.on_portfolio_value(self.ledger.portfolio_value, dt)
 
     def _track_value(self, pv: Decimal, dt: datetime) -> None:
         if pv > self._peak_value:
@@ -1064,8 +1088,17 @@ class LiveTradingEngine:
         else:
             self.value_history[-1] = pv
 
+    def _strategy_may_run(self) -> bool:
+        """Strategy code (handle_data, scheduled functions and jobs) runs only while the
+        engine is neither paused nor halted by a circuit breaker."""
+        return not self._paused and self.circuit_breakers.can_trade()
+
     def _on_scheduled(self, ev: ScheduledTriggerEvent) -> None:
         self.stats["scheduled_triggers"] += 1
+        if not self._strategy_may_run():
+            self.stats["strategy_calls_skipped"] += 1
+            log.info("scheduled_trigger_skipped", job_id=ev.job_id, reason="paused or halted")
+            return
         execute = getattr(self.scheduler, "execute", None)
         if execute is not None:
             execute(ev)
@@ -1121,6 +1154,9 @@ class LiveTradingEngine:
 
     def _on_unknown_resolved(self, order: Order) -> None:
         self.risk_gate.release_asset(order.asset, f"unknown:{order.id}")
+
+    def _on_success(self) -> None:
+        self.circuit_breakers.on_success(self._value_dt or self.clock())
 
     def _on_broker_error(self, reason: str) -> None:
         self.stats["broker_errors"] += 1
@@ -1417,6 +1453,7 @@ class LiveTradingEngine:
             orders_adopted=adopted,
         )
         log.warning("reconciliation_trust_broker", before=before, after=after)
+        self._feed_breakers()
         if self._loop is not None and self._loop.is_running():
             # The adjusted state is not in the journal's fills: checkpoint it at once.
             self._tasks.append(self._loop.create_task(self._checkpoint_quietly()))

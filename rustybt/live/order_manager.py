@@ -125,6 +125,7 @@ class LiveOrderManager(Blotter):
         self.max_closed_orders = max_closed_orders
         self._closed_ids: deque[str] = deque()
         self.on_error: Callable[[str], None] | None = None
+        self.on_success: Callable[[], None] | None = None
         self.submit_latencies_ns: list[int] | None = None  # benchmark hook
         self.last_event_enqueued_ns = 0
         # Skip building audit records at all when there is no audit file.
@@ -246,6 +247,8 @@ class LiveOrderManager(Blotter):
         self._by_broker_id[broker_id] = order
         if order.status is OrderStatus.NEW:
             order.transition(OrderStatus.SUBMITTED)
+        if self.on_success is not None:
+            self.on_success()
         if self.journal is not None:
             self.journal.record("submitted", order.id, broker_order_id=broker_id)
         self.audit.record("order_submitted", client_order_id=order.id, broker_order_id=broker_id)

@@ -53,6 +53,8 @@ class StrategyExecutor:
         self._session: date | None = None
         self._tz = None
         self.errors = 0
+        #: Called after a strategy call returned without raising (consecutive-error rule).
+        self.on_success: Callable[[], None] | None = None
 
     # --- runtime protocol used by TradingAlgorithm -------------------------------------
     def lookup_symbol(self, symbol: str) -> Asset:
@@ -100,7 +102,7 @@ class StrategyExecutor:
 
     def _guard(self, where: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            return fn(*args)
+            out = fn(*args)
         except Exception as exc:
             self.errors += 1
             log.error(
@@ -111,6 +113,9 @@ class StrategyExecutor:
             )
             self.on_error(where, exc)
             return None
+        if self.on_success is not None:
+            self.on_success()
+        return out
 
     def update_data(self, event: MarketDataEvent) -> None:
         data = self.data

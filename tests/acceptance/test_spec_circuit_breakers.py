@@ -179,5 +179,8 @@ async def test_the_spec_breakers_passed_to_an_engine_stop_a_runaway_algorithm():
     assert status["circuit_breakers"]["order_rate"]["state"] == "tripped"
     assert status["can_trade"] is False
     assert len(broker.submissions) == 10  # max 10 orders per minute, never more
-    assert strategy.calls == 15  # the strategy kept running, its orders refused
-    assert status["rejects"] == 15 * 12 - 10
+    # The order that tripped it (the 11th of the first bar) and the rest of that bar's
+    # orders are refused; a halted engine then runs no strategy code at all.
+    assert strategy.calls == 1
+    assert status["rejects"] == 12 - 10
+    assert status["strategy_calls_skipped"] == 14

@@ -107,10 +107,11 @@ async def test_manual_emergency_halt_runs_as_written_against_a_running_engine():
         t = datetime(2024, 1, 3, 14, 40, tzinfo=UTC)
         for i in range(3):
             engine.push_market_data({"symbol": "AAPL", "price": f"18{i}.00", "timestamp": t})
-        await _wait(lambda: strategy.calls == 8, "bars after the halt")
+        await _wait(lambda: engine.get_status()["market_events"] == 8, "bars after the halt")
         assert engine.ledger.positions[strategy.asset].amount == held
         assert (await broker.get_positions())[0]["amount"] == held
-        assert strategy.later == [None, None, None]  # refused, not sent
+        # Halted: the strategy is not called at all, so it cannot trade.
+        assert strategy.calls == 5 and strategy.later == []
         assert len(broker.submissions) == sent
     finally:
         await engine.shutdown()

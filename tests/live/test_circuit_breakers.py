@@ -295,7 +295,7 @@ def test_error_rate_trips_when_count_reaches_max_errors():
 
 
 def test_error_rate_old_errors_expire_from_the_window():
-    b = ErrorRateCircuitBreaker(max_errors=3, window_seconds=300)
+    b = ErrorRateCircuitBreaker(max_errors=3, window_seconds=300, max_consecutive=10)
     b.on_error(at(0))
     b.on_error(at(100))
     assert b.on_error(at(300)) is False  # error at 0 is exactly 300 s old: gone
@@ -307,6 +307,57 @@ def test_error_rate_bad_params_raise_config_error():
         ErrorRateCircuitBreaker(max_errors=0)
     with pytest.raises(ConfigError):
         ErrorRateCircuitBreaker(max_errors=5, window_seconds=-1)
+    with pytest.raises(ConfigError, match="max_consecutive"):
+        ErrorRateCircuitBreaker(max_errors=5, max_consecutive=0)
+    with pytest.raises(TypeError):
+        ErrorRateCircuitBreaker(5, 300, 3)  # max_consecutive is keyword-only
+
+
+def test_one_error_per_minute_never_fills_the_window_but_trips_the_consecutive_rule():
+    # The default set's 10 errors / 300 s: one error per one-minute bar is at most 5 in
+    # the window, forever. The consecutive rule (default max_errors) trips on the 10th.
+    b = ErrorRateCircuitBreaker(max_errors=10, window_seconds=300)
+    assert b.max_consecutive == 10
+    assert [b.on_error(at(60 * i)) for i in range(9)] == [False] * 9
+    assert b.on_error(at(60 * 9)) is True
+    assert "10 consecutive errors" in b.get_trip_reason()
+
+
+def test_a_success_between_errors_restarts_the_consecutive_count():
+    b = ErrorRateCircuitBreaker(max_errors=10, window_seconds=300, max_consecutive=3)
+    for i in range(5):
+        assert b.on_error(at(600 * i)) is False
+        assert b.on_error(at(600 * i + 60)) is False
+        b.on_success(at(600 * i + 120))
+    assert b.consecutive_errors == 0 and not b.is_tripped
+    b.on_error(at(4000))
+    b.on_error(at(4060))
+    assert b.on_error(at(4120)) is True
+
+
+def test_the_consecutive_count_survives_a_checkpoint_and_a_reset_clears_it():
+    b = ErrorRateCircuitBreaker(max_errors=10, window_seconds=300, max_consecutive=4)
+    for i in range(3):
+        b.on_error(at(600 * i))
+    m = CircuitBreakerManager()
+    m.add_breaker(b)
+    saved = json.loads(json.dumps(m.to_dict()))
+    fresh = CircuitBreakerManager()
+    again = fresh.add_breaker(ErrorRateCircuitBreaker(max_errors=10, max_consecutive=4))
+    fresh.load_state(saved)
+    assert again.consecutive_errors == 3
+    assert again.on_error(at(3000)) is True
+    again.reset(operator="ops")
+    assert again.consecutive_errors == 0
+
+
+def test_the_manager_passes_successes_to_the_breakers_that_count_them():
+    m = CircuitBreakerManager()
+    b = m.add_breaker(ErrorRateCircuitBreaker(max_errors=10, max_consecutive=2))
+    m.on_error(at(0))
+    m.on_success(at(1))
+    assert m.on_error(at(2)) == []
+    assert m.on_error(at(3)) == [b]
 
 
 # --- manual -------------------------------------------------------------------------------
@@ -615,7 +666,11 @@ def test_default_breakers_has_documented_set_and_numbers():
     status = m.get_status()
     assert set(status) == {"manual", "order_rate", "error_rate", "drawdown", "daily_loss"}
     assert status["order_rate"]["params"] == {"max_orders_per_minute": 60, "window_seconds": 60}
-    assert status["error_rate"]["params"] == {"max_errors": 10, "window_seconds": 300}
+    assert status["error_rate"]["params"] == {
+        "max_errors": 10,
+        "window_seconds": 300,
+        "max_consecutive": 10,
+    }
     assert status["drawdown"]["params"] == {"max_drawdown_pct": "0.20", "lookback_days": 30}
     assert status["daily_loss"]["params"]["max_daily_loss_pct"] == "0.05"
     # the starting value seeds the drawdown peak

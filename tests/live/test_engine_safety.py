@@ -81,13 +81,19 @@ class Probe(TradingAlgorithm):
 
 
 async def test_position_limits_are_checked_before_breakers_and_rejects_carry_the_reason():
+    class HaltThenProbe(Probe):
+        def handle_data(self, context, data):
+            if self.calls == 1:
+                self.breaker.trigger_halt(reason="test", operator="qa")
+            super().handle_data(context, data)
+
     breakers, manual = manual_breakers()
-    manual.trigger_halt(reason="test", operator="qa")
-    strategy = Probe()
+    strategy = HaltThenProbe()
+    strategy.breaker = manual
     limits = RiskLimits(max_position_amount=D("10"))
     engine = make_engine(strategy, breakers=breakers, risk_limits=limits, **TINY)
     await run(engine)
-    assert strategy.calls == 5  # the strategy kept running
+    assert strategy.calls == 2  # halted during its second call: not called after
     assert strategy.results == {"big": None, "small": None}  # refused orders return None
     big, small = engine.order_manager.orders.values()
     assert big.status.value == small.status.value == "rejected"
@@ -147,7 +153,7 @@ async def test_repeated_strategy_errors_trip_the_error_rate_breaker():
     engine = make_engine(Broken(), breakers=breakers, **TINY)
     with capture_logs() as logs:
         await run(engine)
-    assert engine.get_status()["strategy_errors"] == 5
+    assert engine.get_status()["strategy_errors"] == 3  # tripped: not called any more
     assert engine.get_status()["can_trade"] is False
     assert any(e["event"] == "circuit_breakers_tripped" for e in logs)
 
@@ -223,20 +229,22 @@ async def test_crash_trips_drawdown_breaker_cancels_pending_orders_and_stops_sub
         assert frozen >= submitted_before
         calls_at_trip = strategy.calls
 
-        # Market data keeps flowing, the strategy keeps running; nothing reaches the venue.
+        # Market data keeps flowing; a halted engine runs no strategy code; nothing
+        # reaches the venue.
         for _ in range(3):
             price = price * D("1.01")
             engine.push_market_data(
                 {"symbol": "AAPL", "price": price.quantize(D("0.01")), "timestamp": t}
             )
             t += timedelta(minutes=1)
-        await wait_until(lambda: strategy.calls == calls_at_trip + 3, "post-trip bars")
+        skipped = engine.stats["strategy_calls_skipped"]
+        await wait_until(
+            lambda: engine.stats["strategy_calls_skipped"] == skipped + 3, "post-trip bars"
+        )
+        assert strategy.calls == calls_at_trip
         assert len(broker.submissions) == frozen
-        assert strategy.results[-3:] == [None, None, None]
         assert engine.ledger.positions[strategy.aapl].last_price == price.quantize(D("0.01"))
         assert await broker.get_open_orders() == []
-        refused = [o for o in engine.order_manager.orders.values() if o.status.value == "rejected"]
-        assert refused and all("circuit breakers tripped" in o.reason for o in refused)
     finally:
         await engine.shutdown()
         await asyncio.wait_for(task, 10)
@@ -269,7 +277,8 @@ async def test_manual_halt_cancels_the_rest_of_a_partial_fill_and_keeps_the_fill
     assert order.status.value == "cancelled"
     assert 0 < order.filled < order.amount
     assert engine.ledger.positions[strategy.jpm].amount == order.filled
-    assert strategy.calls == 10  # market data and the strategy kept going
+    assert strategy.calls == 4  # halted on its 4th call: market data went on, not the strategy
+    assert engine.get_status()["market_events"] == 10
     assert len(broker.submissions) == 1
 
 
@@ -294,6 +303,7 @@ async def test_a_restart_after_a_trip_stays_tripped(tmp_path):
     await run(engine)
     sent = list(engine.broker.submissions)
     assert len(sent) == 3 and engine.get_status()["can_trade"] is False
+    assert first.calls == 3  # halted on its third call
 
     breakers2, manual2 = manual_breakers()
     second = HaltOnThree()
@@ -305,7 +315,8 @@ async def test_a_restart_after_a_trip_stays_tripped(tmp_path):
     await run(again)
     assert manual2.is_tripped and manual2.halted_by == "ops"
     assert again.get_status()["can_trade"] is False
-    # The strategy's own state came back too (calls 1-5 ran before the restart).
-    assert second.calls == 10
-    assert [second.results[n] for n in range(6, 11)] == [None] * 5
+    # The strategy's own state came back too (calls 1-3 ran before the restart), and the
+    # engine restarted halted: the strategy is not called at all.
+    assert second.calls == 3
+    assert again.get_status()["strategy_calls_skipped"] == 5
     assert again.broker.submissions == sent  # nothing new reached the venue

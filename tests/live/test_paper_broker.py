@@ -236,13 +236,43 @@ async def test_insufficient_funds_at_submit_costs_a_limit_order_at_its_limit():
     assert kinds(events) == ["OrderAckEvent"]
 
 
-async def test_fill_that_costs_more_than_cash_is_rejected_as_an_event():
+async def test_fill_that_costs_more_than_cash_fills_what_cash_allows_and_cancels_the_rest():
     broker, events, clock = await make(starting_cash=D("1000"))
     await broker.submit_order(AAPL, D("9"), "market", client_order_id="gap")
     broker.on_market_data([bar(T0 + timedelta(minutes=1), "150")])  # gap up: 1350 > 1000
+    assert kinds(events) == ["OrderAckEvent", "OrderFillEvent", "OrderCancelEvent"]
+    assert events[1].amount == D("6") and events[1].price == D("150")  # 900 fits
+    assert "insufficient funds" in events[2].reason
+    assert (await broker.get_account_info())["cash"] == D("100")
+    info = await broker.get_order_by_client_id("gap")
+    assert info["status"] == "cancelled" and info["filled"] == D("6")
+
+
+async def test_fill_with_no_cash_for_even_one_lot_is_rejected_as_an_event():
+    broker, events, clock = await make(starting_cash=D("1000"))
+    await broker.submit_order(AAPL, D("9"), "market", client_order_id="gap")
+    broker.on_market_data([bar(T0 + timedelta(minutes=1), "1500")])  # 1 share > 1000
     assert kinds(events) == ["OrderAckEvent", "OrderRejectEvent"]
     assert "insufficient funds" in events[1].reason
     assert (await broker.get_account_info())["cash"] == D("1000")
+
+
+async def test_partly_filled_order_short_of_cash_keeps_its_fills_and_cancels_the_remainder():
+    # The old code rejected a partly filled order here: IllegalOrderTransition.
+    broker, events, clock = await make(starting_cash=D("10000"), volume_limit_pct=D("0.5"))
+    await broker.submit_order(AAPL, D("90"), "market", client_order_id="p")
+    broker.on_market_data([bar(T0 + timedelta(minutes=1), "100", volume="100")])  # 50 fill
+    broker.on_market_data([bar(T0 + timedelta(minutes=2), "200", volume="100")])  # 40 > cash
+    assert kinds(events) == [
+        "OrderAckEvent",
+        "OrderFillEvent",
+        "OrderFillEvent",
+        "OrderCancelEvent",
+    ]
+    assert [e.amount for e in events[1:3]] == [D("50"), D("25")]  # 5000 left: 25 at 200
+    info = await broker.get_order_by_client_id("p")
+    assert info["status"] == "cancelled" and info["filled"] == D("75")
+    assert (await broker.get_account_info())["cash"] == D("0")
 
 
 async def test_short_sale_is_rejected_as_an_event_unless_allowed():

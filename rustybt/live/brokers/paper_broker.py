@@ -281,17 +281,27 @@ class PaperBroker(BrokerAdapter):
                         self._expire(order, f"{order.tif.value.upper()}: nothing filled", bar.dt)
                         changed = True
                     continue
+                short_of_cash = None
                 if fill.amount > 0:
                     cost = fill.amount * fill.price * asset.multiplier + fill.commission
                     if cost > self.ledger.cash:
-                        reason = f"insufficient funds at fill: need {cost}, cash {self.ledger.cash}"
-                        order.reject(reason)
-                        self._remove_open(order)
-                        self._emit(
-                            OrderRejectEvent(self._client_ids[order.id], order.id, reason, bar.dt)
+                        short_of_cash = (
+                            f"insufficient funds at fill: need {cost}, cash {self.ledger.cash}"
                         )
-                        changed = True
-                        continue
+                        fill = self._affordable(order, fill)
+                        if fill is None:
+                            changed = True
+                            if order.filled:
+                                self._expire(order, short_of_cash, bar.dt)
+                                continue
+                            order.reject(short_of_cash)
+                            self._remove_open(order)
+                            self._emit(
+                                OrderRejectEvent(
+                                    self._client_ids[order.id], order.id, short_of_cash, bar.dt
+                                )
+                            )
+                            continue
                 order.apply_fill(fill.amount, fill.price, fill.commission, bar.dt)
                 self.ledger.apply_fill(asset, fill.amount, fill.price, fill.commission)
                 self._fill_seq += 1
@@ -321,10 +331,31 @@ class PaperBroker(BrokerAdapter):
                         final,
                     )
                 )
-                if not final and order.tif in _IMMEDIATE:
+                if not final and short_of_cash is not None:
+                    self._expire(order, f"{short_of_cash}; remainder cancelled", bar.dt)
+                elif not final and order.tif in _IMMEDIATE:
                     self._expire(order, "IOC remainder cancelled", bar.dt)
         if changed:
             self._save_state()
+
+    def _affordable(self, order: Order, fill: Any) -> Any:
+        """The largest whole-lot part of a buy ``fill`` the cash pays for (commission
+        included), or None when not even one lot fits."""
+        asset = order.asset
+        unit = fill.price * asset.multiplier
+        cash = self.ledger.cash
+        lot = asset.lot_size
+        commission_of = self._sim.commission_model.calculate
+        amount = (cash / unit // lot) * lot
+        for _ in range(64):  # commission needs a few lots' room at most
+            if amount <= 0:
+                return None
+            commission = commission_of(order, fill.price, amount)
+            if amount * unit + commission <= cash:
+                return type(fill)(amount, fill.price, commission)
+            over = amount * unit + commission - cash
+            amount -= max(lot, ((over / unit) // lot + 1) * lot)
+        return None
 
     def _past_session(self, order: Order, bar: Bar) -> bool:
         if order.created_dt is None:
