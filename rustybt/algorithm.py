@@ -131,33 +131,44 @@ class TradingAlgorithm:
         return out
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Restore variables captured by :meth:`get_state` (called after ``initialize``)."""
         for key, value in state.items():
             setattr(self, key, value)
 
     # --- lookups ------------------------------------------------------------------------
     def symbol(self, symbol_str: str) -> Asset:
+        """The asset named ``symbol_str`` in the data (e.g. ``self.symbol("AAPL")``).
+
+        Raises :class:`~rustybt.exceptions.SymbolNotFound` listing the known symbols.
+        """
         return self._rt.lookup_symbol(symbol_str)
 
     def symbols(self, *symbols: str) -> list[Asset]:
+        """Several assets at once: ``self.symbols("AAPL", "MSFT")``."""
         return [self.symbol(s) for s in symbols]
 
     def sid(self, sid: int) -> Asset:
+        """The asset with bundle id ``sid``."""
         return self._rt.asset_finder.retrieve_asset(sid)
 
     def get_datetime(self, tz: Any = None) -> datetime:
+        """The current simulation (or live) time, tz-aware UTC; in ``tz`` if given."""
         dt = self._rt.current_dt()
         return dt.astimezone(tz) if (tz is not None and dt is not None) else dt
 
     @property
     def portfolio(self) -> Any:
+        """The portfolio: ``portfolio_value``, ``cash``, ``positions`` (all ``Decimal``)."""
         return self._rt.ledger.portfolio
 
     @property
     def account(self) -> Any:
+        """Account figures (cash, buying power, leverage) as ``Decimal``."""
         return self._rt.ledger.account
 
     @property
     def recorded_vars(self) -> dict[str, Any]:
+        """The values passed to :meth:`record` on the current bar."""
         return dict(self._recorded)
 
     def record(self, *args: Any, **kwargs: Any) -> None:
@@ -213,7 +224,15 @@ class TradingAlgorithm:
         style: Any = None,
         tif: TimeInForce | str = TimeInForce.GTC,
     ) -> str | None:
-        """Place an order for ``amount`` units (negative = sell). Returns the order id."""
+        """Order ``amount`` units of ``asset`` (negative sells); returns the order id.
+
+        ``amount`` is rounded down to the asset's lot size; an amount that rounds to zero is
+        a no-op returning ``None``. ``limit_price``/``stop_price`` (or ``style``, e.g.
+        ``LimitOrder(p)``; not both) make a limit, stop or stop-limit order. ``tif`` is the
+        time in force (``"gtc"`` or ``"day"``). The order passes the risk gate; a refused
+        order returns ``None`` and is counted as a reject. Raises
+        :class:`~rustybt.exceptions.NoMarketData` before the asset's first bar.
+        """
         if not isinstance(asset, Asset):
             raise InvalidOrder(
                 f"order() needs an Asset, got {asset!r}; use self.symbol('AAPL') to get one"
@@ -235,39 +254,121 @@ class TradingAlgorithm:
         )
         return order.id if order.is_open or order.filled else None
 
-    def order_value(self, asset: Asset, value: Decimal | int | str, **kw: Any) -> str | None:
-        value = to_decimal("value", value)
-        price = _limit_or_last(self, asset, kw)
-        return self.order(asset, value / (price * asset.multiplier), **kw)
+    def order_value(
+        self,
+        asset: Asset,
+        value: Decimal | int | str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        style: Any = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
+    ) -> str | None:
+        """Order ``value`` worth of ``asset`` (negative sells); returns the order id.
 
-    def order_percent(self, asset: Asset, percent: Decimal | int | str, **kw: Any) -> str | None:
+        The amount is ``value / (price * multiplier)``, priced at ``limit_price`` if given,
+        else the last price, then rounded down to the lot size. Other parameters as
+        :meth:`order`.
+        """
+        value = to_decimal("value", value)
+        price = _limit_or_last(self, asset, limit_price)
+        return self.order(
+            asset, value / (price * asset.multiplier), limit_price, stop_price, style, tif
+        )
+
+    def order_percent(
+        self,
+        asset: Asset,
+        percent: Decimal | int | str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        style: Any = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
+    ) -> str | None:
+        """Order ``percent`` (a fraction: ``0.1`` = 10 %) of the portfolio value in ``asset``.
+
+        Other parameters as :meth:`order`.
+        """
         percent = to_decimal("percent", percent)
-        return self.order_value(asset, self.portfolio.portfolio_value * percent, **kw)
+        return self.order_value(
+            asset,
+            self.portfolio.portfolio_value * percent,
+            limit_price,
+            stop_price,
+            style,
+            tif,
+        )
 
     def _held_and_pending(self, asset: Asset) -> Decimal:
         pos = self._rt.ledger.positions.get(asset)
         held = pos.amount if pos is not None else _ZERO
         return held + self._rt.blotter.open_amount(asset)
 
-    def order_target(self, asset: Asset, target: Decimal | int | str, **kw: Any) -> str | None:
-        """Order the difference between ``target`` and position + open orders."""
+    def order_target(
+        self,
+        asset: Asset,
+        target: Decimal | int | str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        style: Any = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
+    ) -> str | None:
+        """Order so the position in ``asset`` becomes ``target`` units; returns the order id.
+
+        Orders the difference between ``target`` and the position **plus open orders**, so
+        calling it every bar does not pile up orders. Other parameters as :meth:`order`.
+        """
         target = to_decimal("target", target)
-        return self.order(asset, target - self._held_and_pending(asset), **kw)
+        return self.order(
+            asset, target - self._held_and_pending(asset), limit_price, stop_price, style, tif
+        )
 
     def order_target_value(
-        self, asset: Asset, target: Decimal | int | str, **kw: Any
+        self,
+        asset: Asset,
+        target: Decimal | int | str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        style: Any = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
     ) -> str | None:
+        """Order so the position in ``asset`` is worth ``target``; returns the order id.
+
+        Priced at ``limit_price`` if given, else the last price; position plus open orders
+        count, as in :meth:`order_target`. Other parameters as :meth:`order`.
+        """
         target = to_decimal("target", target)
-        price = _limit_or_last(self, asset, kw)
-        return self.order_target(asset, target / (price * asset.multiplier), **kw)
+        price = _limit_or_last(self, asset, limit_price)
+        return self.order_target(
+            asset, target / (price * asset.multiplier), limit_price, stop_price, style, tif
+        )
 
     def order_target_percent(
-        self, asset: Asset, target: Decimal | int | str, **kw: Any
+        self,
+        asset: Asset,
+        target: Decimal | int | str,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        style: Any = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
     ) -> str | None:
+        """Order so ``asset`` is ``target`` (a fraction: ``0.95`` = 95 %) of the portfolio.
+
+        E.g. ``self.order_target_percent(self.asset, Decimal("0.5"))``. Position plus open
+        orders count, as in :meth:`order_target`. Other parameters as :meth:`order`.
+        """
         target = to_decimal("target", target)
-        return self.order_target_value(asset, self.portfolio.portfolio_value * target, **kw)
+        return self.order_target_value(
+            asset,
+            self.portfolio.portfolio_value * target,
+            limit_price,
+            stop_price,
+            style,
+            tif,
+        )
 
     def cancel_order(self, order_or_id: str | Order) -> None:
+        """Request a cancel of an order (or its id). Never blocked by breakers or halts;
+        a no-op for an order that is already closed."""
         oid = order_or_id.id if isinstance(order_or_id, Order) else order_or_id
         self._rt.blotter.cancel(oid)
 
@@ -282,6 +383,7 @@ class TradingAlgorithm:
         return out
 
     def get_order(self, order_id: str) -> Order:
+        """The :class:`~rustybt.finance.order.Order` with this id (``OrderNotFound`` if none)."""
         return self._rt.blotter.get_order(order_id)
 
 
@@ -317,9 +419,8 @@ class ScriptAlgorithm(TradingAlgorithm):
         return {k: v for k, v in super().get_state().items() if k != "name"}
 
 
-def _limit_or_last(algo: TradingAlgorithm, asset: Asset, kw: dict[str, Any]) -> Decimal:
+def _limit_or_last(algo: TradingAlgorithm, asset: Asset, limit: Any) -> Decimal:
     """The price that sizes a value order: its limit price if it has one, else the last."""
-    limit = kw.get("limit_price")
     if limit is not None:
         limit = to_decimal("limit_price", limit)
         if limit <= 0:

@@ -58,6 +58,7 @@ USER_MISTAKES: tuple[type[RustyBTError], ...] = (
 )
 
 err_console = Console(stderr=True, soft_wrap=True)
+KEEP_CRASH_REPORTS = 20  # newest full-traceback files kept in $RUSTYBT_ROOT/logs
 
 
 class Interrupted(BaseException):
@@ -111,10 +112,18 @@ def write_traceback(exc: BaseException) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / name
             path.write_text(text, encoding="utf-8")
+            _prune_crash_reports(folder, keep=KEEP_CRASH_REPORTS)
             return path
         except OSError:
             continue
     raise OSError("no writable folder for the traceback")  # pragma: no cover
+
+
+def _prune_crash_reports(folder: Path, keep: int) -> None:
+    reports = sorted(folder.glob("crash-*.txt"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    for old in reports[:-keep]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def strategy_frame(tb: TracebackType | None, algofile: Path | None) -> str | None:

@@ -17,6 +17,7 @@ also names the file holding its traceback), SIGINT/SIGTERM exit 130/143.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -300,7 +301,10 @@ def live(
         optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
     with front_door("paper session", opts["algofile"]):
-        code = _run_engine(engine, show_progress=not no_progress)
+        try:
+            code = _run_engine(engine, show_progress=not no_progress)
+        finally:
+            _prune(engine, _retention(opts))
     raise typer.Exit(code)
 
 
@@ -340,11 +344,12 @@ def _build_engine(opts: dict[str, Any]) -> Any:
     portal = PolarsDataPortal(bundle_name=opts.get("bundle", "demo"), data_frequency="minute")
     broker = _ib_broker(opts) if broker_name == "ib" else _paper_broker(opts)
     state_dir = Path(opts["state_dir"]) if opts.get("state_dir") else None
+    retention = _retention(opts)
     engine = LiveTradingEngine(
         strategy=algo,
         broker_adapter=broker,
         data_portal=portal,
-        state_manager=StateManager(state_dir) if state_dir else None,
+        state_manager=StateManager(state_dir, keep=retention.checkpoints),
         checkpoint_interval_seconds=float(opts.get("checkpoint_interval", 60)),
         reconciliation_strategy=recon_strategy,
         reconciliation_interval_seconds=float(opts.get("reconcile_interval", 300)),
@@ -386,6 +391,25 @@ def _ib_broker(opts: dict[str, Any]) -> Any:
         client_id=opts.get("client_id", 1),
         live_money=bool(opts.get("live_money", False)),
     )
+
+
+def _retention(opts: dict[str, Any]) -> Any:
+    from rustybt.live.retention import Retention
+
+    given = {
+        name: opts[f"keep_{name}"]
+        for name in ("checkpoints", "old_journals", "audit_logs")
+        if f"keep_{name}" in opts
+    }
+    return Retention(**given)
+
+
+def _prune(engine: Any, retention: Any) -> None:
+    """Drop the oldest set-aside journals and audit logs (never fails the session)."""
+    from rustybt.live.retention import prune_state
+
+    with contextlib.suppress(OSError):
+        prune_state(engine.state_dir, engine.strategy_name, retention)
 
 
 def _run_engine(engine: Any, show_progress: bool) -> int:

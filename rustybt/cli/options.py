@@ -337,6 +337,9 @@ LIVE_OPTIONS: dict[str, Option] = {
     "port": Option(port, "--port"),
     "client_id": Option(count(0, "1"), "--client-id"),
     "live_money": Option(boolean, "--live-money"),
+    "keep_checkpoints": Option(count(1, "5", "checkpoint files kept per strategy")),
+    "keep_old_journals": Option(count(1, "5", "set-aside journals kept per strategy")),
+    "keep_audit_logs": Option(count(1, "20", "audit logs kept per strategy")),
     # Credentials: accepted (the paper broker ignores them), registered as secrets so
     # they are masked in every log line, message and audit record, and never printed.
     "api_key": Option(secret, secret=True),

@@ -1,8 +1,56 @@
 """Live trading: the engine, brokers, safety (breakers, limits), durability, scheduling.
 
-``from rustybt.live import LiveTradingEngine`` is the entry point (spec).
+``from rustybt.live import LiveTradingEngine`` is the entry point. Every public name below
+is importable from here; all but the engine load on first use, so importing
+``rustybt.live`` stays cheap (the scheduler pulls in APScheduler and exchange_calendars).
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from rustybt.live.engine import LiveTradingEngine
 
-__all__ = ["LiveTradingEngine"]
+# public name -> module that defines it
+_LAZY = {
+    "BrokerAdapter": "rustybt.live.brokers.base",
+    "PaperBroker": "rustybt.live.brokers.paper_broker",
+    "CircuitBreakerManager": "rustybt.live.circuit_breakers",
+    "CircuitBreakerState": "rustybt.live.circuit_breakers",
+    "CircuitBreakerType": "rustybt.live.circuit_breakers",
+    "DailyLossCircuitBreaker": "rustybt.live.circuit_breakers",
+    "DrawdownCircuitBreaker": "rustybt.live.circuit_breakers",
+    "ErrorRateCircuitBreaker": "rustybt.live.circuit_breakers",
+    "ManualCircuitBreaker": "rustybt.live.circuit_breakers",
+    "OrderRateCircuitBreaker": "rustybt.live.circuit_breakers",
+    "default_breakers": "rustybt.live.circuit_breakers",
+    "RiskLimits": "rustybt.live.risk_limits",
+    "OrderJournal": "rustybt.live.journal",
+    "StateManager": "rustybt.live.state_manager",
+    "StateCheckpoint": "rustybt.live.models",
+    "PositionSnapshot": "rustybt.live.models",
+    "OrderSnapshot": "rustybt.live.models",
+    "ReconciliationStrategy": "rustybt.live.models",
+    "ReconciliationReport": "rustybt.live.models",
+    "PositionReconciler": "rustybt.live.reconciler",
+    "TradingScheduler": "rustybt.live.scheduler",
+    "SimulatedClock": "rustybt.live.scheduler",
+    "Retention": "rustybt.live.retention",
+    "prune_state": "rustybt.live.retention",
+}
+
+__all__ = ["LiveTradingEngine", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rustybt.live' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -263,3 +263,34 @@ def test_interrupted_live_session_stops_cleanly_says_so_and_audits_it(tmp_path, 
     interrupted = [e for e in events if e["event"] == "interrupted"]
     assert interrupted and interrupted[0]["signal"] == sig.name
     assert events[-1]["event"] == "engine_stopped"
+
+
+# --- retention ----------------------------------------------------------------------------
+def test_live_toml_retention_keeps_only_the_newest_audit_logs(tmp_path):
+    state = tmp_path / "state"
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(
+        f'[live]\nalgofile = "{QUICKSTART}"\nstate_dir = "{state}"\nmax_bars = 5\n'
+        'start = "2024-01-03"\nend = "2024-01-03"\nkeep_audit_logs = 1\nkeep_old_journals = 1\n'
+    )
+    for _ in range(3):
+        res = runner.invoke(app, ["live", "--config", str(cfg), "--no-progress"])
+        assert res.exit_code == 0, res.output
+    assert len(list((state / "logs").glob("MyStrategy-*.jsonl"))) == 1
+    assert len(list((state / "journal").glob("MyStrategy.journal.*.old"))) <= 1
+    cfg.write_text(f'[live]\nalgofile = "{QUICKSTART}"\nkeep_audit_logs = 0\n')
+    one_error(runner.invoke(app, ["live", "--config", str(cfg)]), 2, "keep_audit_logs 0 must be")
+
+
+def test_crash_reports_are_pruned_to_the_newest(tmp_path, monkeypatch):
+    from rustybt.cli import errors
+
+    monkeypatch.setattr(errors, "KEEP_CRASH_REPORTS", 3)
+    for i in range(5):
+        try:
+            raise RuntimeError(f"bug {i}")
+        except RuntimeError as exc:
+            path = errors.write_traceback(exc)
+            os.utime(path, (1_700_000_000 + i, 1_700_000_000 + i))
+    reports = sorted(path.parent.glob("crash-*.txt"))
+    assert len(reports) <= 3
