@@ -1,4 +1,4 @@
-"""Every fenced ``python`` block in README.md and docs/*.md runs as written.
+"""Every fenced ``python`` block in README.md and docs/ (sub-folders too) runs as written.
 
 Conventions (docs/index.md, "Code in these docs"): a block right after an HTML comment
 ``<!-- fragment -->`` is a fragment — only compiled (top-level ``await`` allowed), not run;
@@ -50,7 +50,7 @@ def _rel(page: Path) -> str:
 
 
 def doc_pages() -> list[Path]:
-    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 
 def python_blocks(page: Path) -> list[Block]:
