@@ -64,7 +64,7 @@ def _containers(engine: Any) -> dict[str, int]:
         "engine.value_history": len(engine.value_history),
         "engine.alerts": len(engine.alerts),
         "engine.event_queue": len(engine.event_queue),
-        "bar data window (per asset, bounded)": sum(len(d) for d in data._recent.values()),
+        "bar data held (per asset, < 2 × window)": data.held_bars(),
     }
 
 

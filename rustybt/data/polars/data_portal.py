@@ -316,7 +316,7 @@ class PolarsDataPortal:
         before = daily.close[lo - 1] if lo > 0 else None
 
         j = minute.index_at_or_before(end_ns) + 1
-        sessions = self._minute_sessions(minute)
+        sessions = self.minute_sessions(minute)
         i = int(np.searchsorted(sessions, session, side="left"))
         if i < j:  # minutes of the current session have happened: aggregate them
             dts.append(session)
@@ -331,7 +331,7 @@ class PolarsDataPortal:
                 cols = {c: v[1:] for c, v in cols.items()}
         return np.asarray(dts, dtype=np.int64), cols, before if field == "price" else None
 
-    def _minute_sessions(self, bars: AssetBars) -> np.ndarray:
+    def minute_sessions(self, bars: AssetBars) -> np.ndarray:
         """Session label (midnight UTC ns) of each minute bar, for the asset's calendar."""
         key = bars.asset.symbol
         out = self._sessions.get(key)
