@@ -1,4 +1,4 @@
-"""RustyBT: one trading strategy, four modes (backtest, paper, shadow, live), no code change.
+"""RustyBT: one trading strategy as a backtest, paper trading and live, with no code change.
 
 ``TradingAlgorithm`` is the strategy API; ``run_algorithm`` backtests it; the live
 engine lives in :mod:`rustybt.live`.

@@ -174,7 +174,7 @@ def sigterm_raises() -> Iterator[None]:
 def front_door(what: str, algofile: Path | None = None) -> Iterator[None]:
     """Run a command body: map every way it can end to one line and an honest exit code.
 
-    ``what`` names the work for the interrupt message ("backtest", "ingest", ...);
+    ``what`` is the interrupt message's tail ("backtest stopped; no results were written");
     ``algofile`` lets a strategy's own exception be reported at its file and line.
     """
     try:
@@ -183,9 +183,9 @@ def front_door(what: str, algofile: Path | None = None) -> Iterator[None]:
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except KeyboardInterrupt:
-        raise exit_with(f"interrupted (SIGINT): {what} stopped", EXIT_SIGINT) from None
+        raise exit_with(f"interrupted (SIGINT): {what}", EXIT_SIGINT) from None
     except Interrupted as exc:
-        raise exit_with(f"interrupted ({exc.name}): {what} stopped", exc.exit_code) from None
+        raise exit_with(f"interrupted ({exc.name}): {what}", exc.exit_code) from None
     except USER_MISTAKES as exc:
         where = strategy_frame(exc.__traceback__, algofile)
         suffix = f" (at {where})" if where else ""

@@ -83,7 +83,7 @@ def ingest(
     timezone: str = typer.Option("UTC", help="Time zone of timestamps without an offset."),
 ) -> None:
     """Ingest OHLCV files into a bundle under $RUSTYBT_ROOT."""
-    with front_door("ingest (nothing was written)"):
+    with front_door("ingest stopped; nothing was written"):
         opts = optspec.check(
             optspec.INGEST_OPTIONS,
             {
@@ -125,7 +125,7 @@ def ingest(
 @app.command()
 def bundles() -> None:
     """List the ingested bundles (the built-in `demo` is generated on first use)."""
-    with front_door("listing bundles"):
+    with front_door("listing bundles stopped"):
         from rustybt.data.bundles import list_bundles
 
         names = list_bundles()
@@ -151,7 +151,7 @@ def run(
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
     """Backtest a strategy and print its summary (same cost defaults as `rustybt live`)."""
-    with front_door("backtest (no results written)", algofile):
+    with front_door("backtest stopped; no results were written", algofile):
         opts = optspec.check(
             optspec.RUN_OPTIONS,
             {
@@ -271,7 +271,7 @@ def live(
         return
     _quiet_console_logs()
     opts: dict[str, Any] = {}
-    with front_door("paper session (not started)", algofile):
+    with front_door("paper session not started", algofile):
         if config is not None:
             opts.update(_load_config(config))
         cli = {
@@ -300,7 +300,7 @@ def live(
         optspec.check_date_order(opts)
         optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
-    with front_door("paper session", opts["algofile"]):
+    with front_door("paper session stopped", opts["algofile"]):
         try:
             code = _run_engine(engine, show_progress=not no_progress)
         finally:
@@ -322,6 +322,12 @@ def _quiet_console_logs() -> None:
 
 
 def _drop_traceback(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    if event.get("event") == "engine_failed":
+        import structlog
+
+        # The error path prints this failure as its one `error:` line (the audit log,
+        # a separate logger, still records it).
+        raise structlog.DropEvent
     event.pop("traceback", None)
     event.pop("exc_info", None)
     return event
@@ -477,7 +483,7 @@ def _default_state_dir() -> Path:
 def _control(cmd: dict[str, Any], strategy: str, state_dir: Path | None) -> dict[str, Any]:
     from rustybt.live.control import send_command
 
-    with front_door(f"live {cmd['cmd']}"):
+    with front_door(f"live {cmd['cmd']} stopped"):
         try:
             reply = asyncio.run(send_command(_control_path(state_dir, strategy), cmd))
         except OSError as exc:

@@ -32,7 +32,7 @@ def serve(
     seed: int = typer.Option(0, help="Seed of the fake market's random walk."),
 ) -> None:
     """Serve a fake venue on 127.0.0.1 until Ctrl-C."""
-    with front_door(f"fake {venue} venue"):
+    with front_door(f"fake {venue} venue stopped"):
         entry = FAKE_VENUES.get(venue.lower())
         if entry is None:
             raise ConfigError(f"no fake venue {venue!r}; available: {', '.join(FAKE_VENUES)}")

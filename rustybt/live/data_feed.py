@@ -23,7 +23,7 @@ import numpy as np
 
 from rustybt.assets import Asset
 from rustybt.data.bar import Bar
-from rustybt.exceptions import ConfigError, MalformedVenueMessage
+from rustybt.exceptions import ConfigError, DataNotFound, MalformedVenueMessage
 from rustybt.live.events import MarketDataEvent
 
 _ZERO = Decimal(0)
@@ -113,6 +113,12 @@ class DataFeed:
             raise ConfigError("a replay needs a data_portal over a bundle")
         assets = assets or portal.asset_finder.assets
         clock_ns = portal.timestamps(assets, self.start, self.end)
+        if len(clock_ns) == 0 and (self.start is not None or self.end is not None):
+            raise DataNotFound(
+                f"the replay window {self.start or 'start'} → {self.end or 'end'} holds no bars "
+                f"of {', '.join(sorted(a.symbol for a in assets))}, whose bars run "
+                f"{_assets_range(portal, assets)}; widen --start/--end"
+            )
         self._clock_ns = clock_ns
         self._dts = [datetime.fromtimestamp(int(t) / 1e9, UTC) for t in clock_ns]
         self._cursors = [_ReplayCursor(a, portal.asset_bars(a), clock_ns) for a in assets]
@@ -236,3 +242,17 @@ class DataFeed:
                 await asyncio.sleep(idle_sleep)
                 continue
             push(item)
+
+
+def _assets_range(portal: Any, assets: list[Asset]) -> str:
+    """``2024-01-02 14:31 → 2024-01-30 21:00 UTC``: first and last bar of ``assets``."""
+    stamps = [portal.asset_bars(a).dts for a in assets]
+    stamps = [s for s in stamps if len(s)]
+    if not stamps:
+        return "nowhere (no bars at all)"
+    lo = min(int(s[0]) for s in stamps)
+    hi = max(int(s[-1]) for s in stamps)
+    fmt = "%Y-%m-%d %H:%M"
+    first = datetime.fromtimestamp(lo / 1e9, UTC)
+    last = datetime.fromtimestamp(hi / 1e9, UTC)
+    return f"{first:{fmt}} → {last:{fmt}} UTC"

@@ -90,6 +90,10 @@ def test_paper_session_replays_at_max_speed_and_prints_a_summary(tmp_path):
     assert "Market events    │ 390" in res.stdout
     # The status line (on stderr) reports progress, value, orders and fills.
     assert "100.0%" in res.stderr and "orders 2 fills 2" in res.stderr
+    # Without a terminal: no "value 0.00" start line, and the final line ends with its newline.
+    status = [line for line in res.stderr.splitlines() if line.startswith("100.0%")]
+    assert len(status) == 1 and status[0].endswith("errors 0")
+    assert "value 0.00" not in res.stderr
     assert list((state / "MyStrategy").glob("*.ckpt"))  # final checkpoint
     kinds = [e["event"] for e in audit_lines(state)]
     assert kinds[0] == "engine_starting" and kinds[-1] == "engine_stopped"
