@@ -4,7 +4,10 @@ Records every order intent, risk decision, submission, ack, fill, cancel and rej
 every breaker trip and reset, every checkpoint and reconciliation. Secrets are redacted
 twice: by key (anything named like a key, secret, token, password or private key) and
 by value (every registered secret string is masked wherever it appears), so an API key
-that leaks into a message is still never written.
+that leaks into a message is still never written. Key redaction reaches nested
+dicts too (``{"venue": {"api_secret": ...}}``): :func:`redact_secrets` is also what the
+checkpoint writer applies to strategy state, and :func:`merge_redacted` puts the live
+values back on restore.
 """
 
 from __future__ import annotations
@@ -57,17 +60,59 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def is_secret_key(key: Any) -> bool:
+    """True for a key named like a credential (api_key, secret, token, password...)."""
+    return isinstance(key, str) and _SECRET_KEY.search(key) is not None
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of ``value`` with every value under a secret-named key, at any depth of
+    dicts, lists, tuples and sets, replaced by ``"***"``; registered secret strings are
+    masked wherever they appear. Other values are returned as they are (same types)."""
+    if isinstance(value, dict):
+        return {k: REDACTED if is_secret_key(k) else redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(redact_secrets(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return type(value)(redact_secrets(v) for v in value)
+    if isinstance(value, str):
+        return SECRETS.redact(value)
+    return value
+
+
+def merge_redacted(saved: Any, current: Any) -> Any:
+    """Undo :func:`redact_secrets` on restore: where ``saved`` holds ``"***"`` under a
+    secret-named key, take the value at the same place in ``current`` (what the
+    strategy's ``initialize`` set), or leave the key out when there is none."""
+    if isinstance(saved, list | tuple):
+        cur_seq = current if isinstance(current, list | tuple) else ()
+        merged = [
+            merge_redacted(v, cur_seq[i] if i < len(cur_seq) else None) for i, v in enumerate(saved)
+        ]
+        return merged if isinstance(saved, list) else tuple(merged)
+    if not isinstance(saved, dict):
+        return saved
+    cur = current if isinstance(current, dict) else {}
+    out: dict[Any, Any] = {}
+    for k, v in saved.items():
+        if is_secret_key(k) and v == REDACTED:
+            if k in cur:
+                out[k] = cur[k]
+            continue
+        out[k] = merge_redacted(v, cur.get(k))
+    return out
+
+
 def redact_event(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: mask secret keys and secret values."""
+    """structlog processor: mask secret keys (at any depth) and secret values."""
     out: dict[str, Any] = {}
     for key, value in event.items():
         if _SECRET_KEY.search(key):
             out[key] = REDACTED
             continue
-        value = _jsonable(value)
-        if isinstance(value, str):
-            value = SECRETS.redact(value)
-        out[key] = value
+        out[key] = redact_secrets(_jsonable(value))
     return out
 
 

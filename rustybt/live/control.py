@@ -5,7 +5,9 @@ A Unix socket at ``<state_dir>/control/<strategy>.sock`` with owner-only permiss
 ``{"cmd": "halt", "reason": ..., "operator": ...}``, ``{"cmd": "resume", "operator": ...}``,
 ``{"cmd": "status"}``. ``rustybt live halt|resume|status`` are its clients. A halt trips
 the engine's manual circuit breaker (adding one if the engine has none), which cancels
-pending orders and blocks new submissions at once.
+pending orders and blocks new submissions at once; the reply comes only once the halt is
+on disk (the engine's halt file, fsynced), so a killed engine comes back halted. A resume
+releases every tripped breaker and halt, with the operator and reason in the audit log.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def socket_path(state_dir: Path, strategy: str) -> Path:
     return Path(state_dir) / f"{strategy}.sock"
 
 
-def _manual_breaker(engine: Any) -> ManualCircuitBreaker:
+def manual_breaker(engine: Any) -> ManualCircuitBreaker:
     for b in engine.circuit_breakers.breakers:
         if b.breaker_type is CircuitBreakerType.MANUAL:
             return b
@@ -96,15 +98,13 @@ class ControlServer:
             reason, operator = msg.get("reason") or "", msg.get("operator") or ""
             if not reason or not operator:
                 raise ConfigError("halt needs --reason and --operator")
-            _manual_breaker(engine).trigger_halt(reason=reason, operator=operator)
-            return {"ok": True, "halted": True, "status": engine.get_status()}
+            await engine.halt(reason=reason, operator=operator)
+            return {"ok": True, "halted": True, "durable": True, "status": engine.get_status()}
         if cmd == "resume":
             operator = msg.get("operator") or ""
             if not operator:
                 raise ConfigError("resume needs --operator")
-            _manual_breaker(engine).release(operator=operator, reason=msg.get("reason") or "")
-            if engine._paused:
-                await engine.resume(operator=operator, reason=msg.get("reason") or "")
+            await engine.resume(operator=operator, reason=msg.get("reason") or "")
             return {"ok": True, "halted": False, "status": engine.get_status()}
         raise ConfigError(f"unknown control command {cmd!r}; use halt, resume or status")
 

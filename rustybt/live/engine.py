@@ -34,11 +34,17 @@ import structlog
 
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import AssetFinder
-from rustybt.exceptions import CheckpointMismatch, ConfigError, ReconciliationError
+from rustybt.exceptions import (
+    CheckpointError,
+    CheckpointMismatch,
+    ConfigError,
+    ReconciliationError,
+)
 from rustybt.finance.ledger import Ledger, Position
 from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce
 from rustybt.finance.risk_gate import RiskGate
-from rustybt.live.audit import AuditLog, new_session_id
+from rustybt.live import crashpoints
+from rustybt.live.audit import AuditLog, merge_redacted, new_session_id, redact_secrets
 from rustybt.live.brokers.base import BrokerAdapter
 from rustybt.live.circuit_breakers import CircuitBreakerManager, default_breakers
 from rustybt.live.data_feed import DataFeed
@@ -65,9 +71,13 @@ from rustybt.live.models import (
     ReconciliationReport,
     ReconciliationStrategy,
     StateCheckpoint,
+    decode_state_value,
+    encode_state_value,
 )
 from rustybt.live.order_manager import LiveOrderManager, journal_status
 from rustybt.live.reconciler import PositionReconciler
+from rustybt.live.recovery import HaltStore, journal_cut, resume_point
+from rustybt.live.state_lock import StateDirLock
 from rustybt.live.state_manager import StateManager
 from rustybt.live.strategy_executor import StrategyExecutor
 from rustybt.live.supervision import bar_interval
@@ -229,7 +239,7 @@ class LiveTradingEngine:
         d.register(OrderRejectEvent, self.order_manager.on_broker_reject)
         d.register(ScheduledTriggerEvent, self._on_scheduled)
         d.register(SystemErrorEvent, self._on_system_error)
-        d.register(CircuitBreakerTripEvent, self._on_breaker_trip)
+        d.register(CircuitBreakerTripEvent, self._on_breaker_trip, is_async=True)
         d.register(AlertEvent, self._on_alert)
         d.register(BrokerConnectionEvent, self._on_broker_connection)
         circuit_breakers.add_listener(self._on_breaker_change)
@@ -276,6 +286,16 @@ class LiveTradingEngine:
         # Engine-owned market-data streams (rustybt.live.streaming), made on first use.
         self.streams: Any = None
         self.data_gaps: list[Any] = []
+        # Durability (docs/durability.md): one engine per (state dir, strategy); halts on
+        # disk before they are acknowledged; nothing that claims state is written unless
+        # the state was restored (or seeded) successfully.
+        self._state_lock = StateDirLock(self.state_dir, self.strategy_name)
+        self._halt_store = HaltStore(self.state_dir, self.strategy_name)
+        self._halt_version = 0
+        self._halt_saved = 0
+        self._state_trusted = False
+        self._resume_after: datetime | None = None
+        self._bar_journal_failed = False
 
     # --- clock ---------------------------------------------------------------------------
     def clock(self) -> datetime:
@@ -454,6 +474,9 @@ class LiveTradingEngine:
         """Call the strategy again. After a HALT_AND_ALERT halt, only once positions agree.
 
         ``operator`` and ``reason`` (who resumes, and why it is safe) go to the audit log.
+        With ``operator``, every tripped circuit breaker and manual halt is released too
+        (also one restored from the halt file after a restart), and the release is made
+        durable.
         """
         if self.reconciliation_state == "halted" and self._running:
             report = await self._reconcile()
@@ -465,8 +488,29 @@ class LiveTradingEngine:
                     requested_because=reason,
                 )
                 return
+        released: list[str] = []
+        if operator is not None:
+            if not isinstance(operator, str) or not operator.strip():
+                raise ConfigError("resume needs the operator's name (who resumes trading)")
+            released = self.circuit_breakers.reset(operator=operator, reason=reason or "")
         self._paused = False
-        self.audit.record("engine_resumed", operator=operator, reason=reason)
+        self.audit.record("engine_resumed", operator=operator, reason=reason, released=released)
+        if released:
+            await self._persist_halts()
+            if self._state_trusted and self.journal is not None:
+                # The checkpoint's breaker state must not bring the halt back either.
+                with contextlib.suppress(Exception):
+                    await self.checkpoint()
+
+    async def halt(self, reason: str, operator: str) -> None:
+        """Halt trading now (the manual circuit breaker): pending orders are cancelled,
+        new ones refused. Returns once the halt is on disk, so a killed engine comes
+        back halted until :meth:`resume` with an operator. Raises ``CheckpointError``
+        if it cannot be made durable (the halt is in effect in this process anyway)."""
+        from rustybt.live.control import manual_breaker
+
+        manual_breaker(self).trigger_halt(reason=reason, operator=operator)
+        await self._persist_halts()
 
     def get_status(self) -> dict[str, Any]:
         om = self.order_manager
@@ -539,6 +583,8 @@ class LiveTradingEngine:
 
     # --- startup ---------------------------------------------------------------------------
     async def _startup(self) -> None:
+        # Before anything is read or written: a second engine on this state dir stops here.
+        self._state_lock.acquire()
         self._started_at = datetime.now(UTC)
         broker = self.broker
         broker.set_order_event_handler(self.event_queue.put_nowait)
@@ -565,18 +611,25 @@ class LiveTradingEngine:
             await self._restore(checkpoint, jpath)
         elif not self._ledger_given:
             await self._seed_ledger_from_broker()
+        else:
+            self._state_trusted = True
+        self._load_halts()
 
         streaming = self.streams is not None
         replay = self._replay
         if replay is None:
             replay = getattr(broker, "simulated", False) and not streaming
         if self.feed.portal is not None and replay:
-            skip = self._restored_from.extra.get("last_bar_dt") if self._restored_from else None
             n = self.feed.configure_replay(
-                list(self.executor.used_assets) or None,
-                datetime.fromisoformat(skip) if skip else None,
+                list(self.executor.used_assets) or None, self._resume_after
             )
-            self.audit.record("replay_configured", bars=n, speed=self.feed.speed or "max")
+            self._check_replay_not_behind_venue()
+            self.audit.record(
+                "replay_configured",
+                bars=n,
+                speed=self.feed.speed or "max",
+                resume_after=self._resume_after,
+            )
         elif streaming:
             # Engine-owned streams replace the broker polling pump.
             await self.streams.start()
@@ -590,6 +643,9 @@ class LiveTradingEngine:
                 )
             )
 
+        if self._restored_from is not None:
+            # Start from here next time, so a second crash does not redo this work.
+            await self._checkpoint_quietly()
         self._setup_scheduler()
         await self._reconcile(startup=True)
         self._tasks.append(asyncio.create_task(self._checkpoint_loop()))
@@ -625,6 +681,7 @@ class LiveTradingEngine:
             self.audit.warning("broker_unreachable_at_startup", error=str(exc))
             return
         self._seed_pending = False
+        self._state_trusted = True
         cash = account["cash"]
         self.ledger.starting_cash = account.get("portfolio_value", cash)
         self.ledger.set_state(cash, [self._position_from_broker(p) for p in positions])
@@ -668,6 +725,57 @@ class LiveTradingEngine:
             p["average_price"],
             p.get("last_price") or p["average_price"],
             Decimal(0),
+        )
+
+    def _load_halts(self) -> None:
+        """Trip again every breaker the halt file says was tripped (a halt outlives the
+        process until an operator resumes)."""
+        saved = self._halt_store.load()
+        if not saved or not saved["breakers"]:
+            return
+        self.circuit_breakers.load_state(saved)
+        self._halt_saved = self._halt_version  # what is tripped now is what the file says
+        reasons = self.circuit_breakers.get_trip_reasons()
+        log.warning("halt_restored", reasons=reasons, hint="`rustybt live resume` to trade")
+        self.audit.warning("halt_restored", reasons=reasons, path=str(self._halt_store.path))
+
+    async def _persist_halts(self) -> None:
+        """Write the tripped breakers to the halt file (worker thread, fsynced)."""
+        version = self._halt_version
+        if version <= self._halt_saved:
+            return
+        state = self.circuit_breakers.to_dict()
+        try:
+            await asyncio.to_thread(self._halt_store.save, state)
+        except OSError as exc:
+            log.critical("halt_not_durable", error=str(exc), path=str(self._halt_store.path))
+            self.audit.warning("halt_not_durable", error=str(exc))
+            raise CheckpointError(
+                f"the halt is in effect but could not be written to {self._halt_store.path} "
+                f"({exc.strerror or exc}); a restart would not be halted. Fix the disk."
+            ) from exc
+        self._halt_saved = max(self._halt_saved, version)
+
+    def _check_replay_not_behind_venue(self) -> None:
+        """Refuse to replay bars the paper venue has already moved past (it would trade
+        them a second time against a ledger that already holds their fills)."""
+        horizon = getattr(self.broker, "market_now", None)
+        if not isinstance(horizon, datetime) or self._restored_from is None:
+            return
+        nxt = self._replay_start()
+        # The venue may have seen the next bar already (killed before the strategy ran on
+        # it): it ignores bars it has seen. Anything beyond that would be traded twice.
+        if nxt is None or horizon <= nxt:
+            return
+        self._state_trusted = False  # refused: write nothing that claims this state
+        resumed = self._resume_after.isoformat() if self._resume_after else "the start"
+        raise CheckpointError(
+            f"cannot resume the replay of {self.strategy_name!r} after {resumed}: the paper "
+            f"account has already seen bars up to {horizon.isoformat()}, and the checkpoint "
+            "and journal do not say what the strategy did in between (a newer checkpoint "
+            "is damaged and the journal does not reach back, or was replaced). Restore the "
+            "newer checkpoint or journal, or move the paper account file aside to start "
+            "over; nothing was traded."
         )
 
     def _setup_scheduler(self) -> None:
@@ -745,24 +853,32 @@ class LiveTradingEngine:
         if cp.breaker_state:
             self.circuit_breakers.load_state(cp.breaker_state)
         if cp.strategy_state:
-            self.strategy.set_state(cp.strategy_state)
+            self._set_strategy_state(cp.strategy_state)
         om.sequence = max(om.sequence, cp.order_sequence)
 
         state = await OrderJournal.replay_async(jpath, keep_records=True)
-        after = int(cp.extra.get("journal_seq", 0) or 0)
-        if state.last_seq < after:
-            # The journal is not the one this checkpoint saw (moved away, or replaced):
-            # everything in it was written after the checkpoint.
+        cut = journal_cut(cp, state)
+        after = cut.after
+        if cut.how != "continues":
             log.warning(
-                "journal_behind_checkpoint",
+                "journal_" + cut.how,
                 journal=str(jpath),
                 journal_seq=state.last_seq,
-                checkpoint_journal_seq=after,
+                checkpoint_journal_seq=int(cp.extra.get("journal_seq", 0) or 0),
+                applied_after=after,
             )
             self.audit.warning(
-                "journal_behind_checkpoint", journal_seq=state.last_seq, checkpoint_seq=after
+                "journal_" + cut.how,
+                journal_seq=state.last_seq,
+                checkpoint_seq=cp.extra.get("journal_seq"),
+                applied_after=after,
             )
-            after = 0
+        if self.journal is not None and cut.how != "new_journal":
+            # New records must sort after everything the checkpoint saw.
+            self.journal.advance_seq(after)
+        self._resume_after, bar_state = resume_point(cp, state, cut)
+        if bar_state is not None:
+            self._set_strategy_state(decode_state_value(bar_state))
         applied = 0
         for rec in state.records or ():
             if rec["seq"] > after and self._apply_journal_record(rec, state):
@@ -774,6 +890,8 @@ class LiveTradingEngine:
         # Client order ids are never reused: continue above every id ever journalled
         # (the session id differs anyway).
         om.sequence = max(om.sequence, _highest_sequence(state.orders))
+        if crashpoints.ARMED:
+            crashpoints.reached("restore")
         self._restored_from = cp
         resolved = await self._resolve_in_flight(state)
         self.audit.record(
@@ -792,12 +910,26 @@ class LiveTradingEngine:
             fills=applied,
             in_flight_resolved=resolved,
         )
-        # Start from here next time, so a second crash does not redo this work.
+        # Restored: from here on a checkpoint may claim this state (never before). The
+        # first one is written by _startup once the replay's resume point is accepted.
+        self._state_trusted = True
+
+    def _set_strategy_state(self, saved: dict[str, Any]) -> None:
+        """Strategy variables from a checkpoint or ``bar`` record; credentials that were
+        redacted on the way to disk keep the values ``initialize`` gave them."""
+        self.strategy.set_state(merge_redacted(saved, vars(self.strategy)))
+
+    def _journal_bar(self, dt: datetime) -> None:
+        """Progress of a replay: the bar the strategy just processed and its variables,
+        so a restart resumes after it instead of trading it again."""
         try:
-            await self.checkpoint()
-        except Exception as exc:
-            log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
-            self.audit.warning("checkpoint_failed", error=str(exc))
+            state = encode_state_value(redact_secrets(self.strategy.get_state()), "strategy")
+            self.journal.record("bar", "engine", dt=dt, state=state)  # type: ignore[union-attr]
+        except Exception as exc:  # progress is an optimisation of restarts, never fatal
+            if not self._bar_journal_failed:
+                self._bar_journal_failed = True
+                log.error("replay_progress_not_journalled", error=f"{type(exc).__name__}: {exc}")
+                self.audit.warning("replay_progress_not_journalled", error=str(exc))
 
     def _apply_journal_record(self, rec: dict[str, Any], state: Any) -> bool:
         """Re-apply one journal record written after the checkpoint; True for a new fill."""
@@ -1056,6 +1188,8 @@ class LiveTradingEngine:
             ex.on_market_data(ev)
         else:
             self.stats["strategy_calls_skipped"] += 1
+        if self.feed.replaying and self.journal is not None:
+            self._journal_bar(ev.dt)
         limit = self.stop_after_market_events
         if limit is not None and self.stats["market_events"] >= limit:
             self._stop = True
@@ -1163,6 +1297,7 @@ class LiveTradingEngine:
         self.circuit_breakers.on_error(self.clock())
 
     def _on_breaker_change(self, breaker: Any, event: str) -> None:
+        self._halt_version += 1
         if event == "tripped":
             self.event_queue.put_nowait(
                 CircuitBreakerTripEvent(
@@ -1180,16 +1315,23 @@ class LiveTradingEngine:
                 reason=last.get("reason"),
             )
 
-    def _on_breaker_trip(self, ev: CircuitBreakerTripEvent) -> None:
+    async def _on_breaker_trip(self, ev: CircuitBreakerTripEvent) -> None:
+        # The spec's emergency halt: cancel everything pending, leave positions as they are.
+        cancelled = self.order_manager.cancel_all("circuit breaker tripped: " + ev.reason)
+        # On disk before it is reported: a restart after kill -9 comes back halted.
+        durable = True
+        try:
+            await self._persist_halts()
+        except CheckpointError:
+            durable = False
         tripped = self.circuit_breakers.get_tripped()
         fields = {
             "breaker_types": [b.breaker_type.value for b in tripped] or [ev.breaker_type],
             "reasons": [b.get_trip_reason() for b in tripped] or [ev.reason],
+            "durable": durable,
         }
         log.error("circuit_breakers_tripped", **fields)
         self.audit.warning("circuit_breakers_tripped", **fields)
-        # The spec's emergency halt: cancel everything pending, leave positions as they are.
-        cancelled = self.order_manager.cancel_all("circuit breaker tripped: " + ev.reason)
         self.audit.record("halt_cancel_all", orders=[o.id for o in cancelled])
 
     # --- periodic work ---------------------------------------------------------------------
@@ -1206,8 +1348,8 @@ class LiveTradingEngine:
         except Exception:
             strategy_state = dict(strategy_state)
         last_bar = self._sim_now.isoformat() if self._sim_now else None
-        if last_bar is None and self._restored_from is not None:
-            last_bar = self._restored_from.extra.get("last_bar_dt")
+        if last_bar is None and self._resume_after is not None:
+            last_bar = self._resume_after.isoformat()
         positions, cash, pending = self._local_snapshots()
         return StateCheckpoint(
             timestamp=datetime.now(UTC),
@@ -1223,6 +1365,7 @@ class LiveTradingEngine:
             ledger_state=led.to_dict(),
             extra={
                 "journal_seq": self.journal.last_seq if self.journal else 0,
+                "journal_id": self.journal.journal_id if self.journal else None,
                 "orders": [o.to_dict() for o in open_orders],
                 "last_bar_dt": last_bar,
                 "broker": type(self.broker).__name__,
@@ -1489,11 +1632,19 @@ class LiveTradingEngine:
         if self.scheduler is not None:
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown()
+        if self._halt_version > self._halt_saved and self._state_lock.held:
+            with contextlib.suppress(Exception):
+                await self._persist_halts()
         if self.journal is not None and self._started_at is not None:
-            try:
-                await self.checkpoint()
-            except Exception as exc:
-                log.error("final_checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
+            if self._state_trusted:
+                try:
+                    await self.checkpoint()
+                except Exception as exc:
+                    log.error("final_checkpoint_failed", error=f"{type(exc).__name__}: {exc}")
+            else:
+                # A failed restore: a checkpoint now would claim the journal was applied.
+                log.warning("final_checkpoint_skipped", reason="state was not restored")
+                self.audit.warning("final_checkpoint_skipped", reason="state was not restored")
             with contextlib.suppress(Exception):
                 await self.journal.close()
         with contextlib.suppress(Exception):
@@ -1501,6 +1652,7 @@ class LiveTradingEngine:
         self._running = False
         self.audit.record("engine_stopped", status=_jsonable_status(self.get_status()))
         self.audit.close()
+        self._state_lock.release()
 
 
 def _jsonable_status(status: dict[str, Any]) -> dict[str, Any]:

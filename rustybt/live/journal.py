@@ -18,6 +18,17 @@ to batch. The file is also greppable by an operator at 3 a.m.
 :meth:`OrderJournal.replay` rebuilds per-order state (:class:`JournalState`): status,
 broker id, filled amount and fills by ``fill_id`` (a replayed fill is never counted
 twice), and which orders were in flight when the process stopped.
+
+**Epochs.** The first line of every journal file is a ``header`` record (``seq`` 0) with
+a random ``journal_id``, written together with the first real record in one ``write``.
+A checkpoint stores the id and the sequence number of the journal it saw, so recovery
+can tell a journal that lost its unsynced tail in a machine crash (same id, fewer
+records than the checkpoint saw: nothing of it is re-applied) from a truly new journal
+(another id: everything in it came after the checkpoint). See ``rustybt.live.recovery``.
+
+**Progress.** During a paper replay the engine appends a ``bar`` record after each bar
+the strategy processed (its time and the strategy's variables), so a restart resumes
+after that bar instead of trading bars again.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import contextlib
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -62,8 +74,12 @@ JOURNAL_KINDS = frozenset(
         "adjust",
         "resolved",
         "submit_unknown",
+        "header",
+        "bar",
     }
 )
+#: Kinds written by the engine about the journal or the replay, not about an order.
+ENGINE_KINDS = frozenset({"header", "bar"})
 #: Kinds that note something about an order without changing its replayed status.
 #: (``submit_unknown``: the submit's outcome was unknown; the broker is asked later.)
 INFORMATIONAL_KINDS = frozenset({"cancel_requested", "submit_unknown"})
@@ -167,6 +183,11 @@ class JournalState:
     anomalies: list[str] = field(default_factory=list)
     #: The raw records in file order, when asked for (``replay(path, keep_records=True)``).
     records: list[dict[str, Any]] | None = None
+    #: The epoch of this file (its ``header`` record); None for a file written before
+    #: journals had headers, or an empty one.
+    journal_id: str | None = None
+    #: The newest ``bar`` progress record (a paper replay's last processed bar).
+    last_bar: dict[str, Any] | None = None
 
     def in_flight(self) -> list[JournalOrder]:
         """Orders not in a terminal state: ask the broker about each (by client id)."""
@@ -220,6 +241,20 @@ def _apply(state: JournalState, rec: dict[str, Any], line: int) -> None:
     kind = rec["kind"]
     coid = rec["client_order_id"]
     seq = rec["seq"]
+    if kind == "bar":
+        state.last_bar = rec
+        return
+    if kind == "header":
+        if line != 1:
+            raise JournalError(
+                f"line {line}: a journal header may only be the first line (two journals "
+                "concatenated?); keep the file for investigation"
+            )
+        jid = rec.get("journal_id")
+        if not isinstance(jid, str) or not jid:
+            raise JournalError(f"line {line}: header without a journal_id")
+        state.journal_id = jid
+        return
     if kind == "adjust":
         state.adjustments.append(rec)
         order = state.orders.get(coid)
@@ -364,6 +399,9 @@ def _replay_bytes(data: bytes, path: Path, keep_records: bool = False) -> Journa
     last_seq = 0
     for i, raw in enumerate(lines, start=1):
         rec = _parse_line(raw, i, path)
+        if i == 1 and rec["kind"] == "header" and rec["seq"] == 0:
+            _apply(state, rec, i)
+            continue
         if rec["seq"] <= last_seq:
             raise JournalError(
                 f"{path}: line {i} has seq {rec['seq']} after seq {last_seq}; sequence "
@@ -420,12 +458,42 @@ class OrderJournal:
             os.close(self._fd)
             raise
         self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+        #: This file's epoch: read from its header, or new (written with the first record).
+        self.journal_id = self._read_journal_id() or uuid.uuid4().hex
         self._lock = threading.Lock()
         self._written_seq = self._seq
         self._synced_seq = self._seq
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._fsync_error: BaseException | None = None
+
+    def _read_journal_id(self) -> str | None:
+        if self._size == 0:
+            return None
+        with open(self.path, "rb") as fh:
+            first = fh.readline(1 << 16)
+        try:
+            rec = _DECODER.decode(first)
+        except msgspec.DecodeError:
+            return None
+        if isinstance(rec, dict) and rec.get("kind") == "header":
+            jid = rec.get("journal_id")
+            return jid if isinstance(jid, str) and jid else None
+        return None
+
+    def advance_seq(self, seq: int) -> None:
+        """Number the next record above ``seq``.
+
+        After a machine crash cut the journal's tail, the checkpoint may have seen
+        records up to a higher sequence number than the file now holds: new records must
+        not reuse those numbers, or a later restore from that checkpoint would take them
+        for records it already applied.
+        """
+        with self._lock:
+            if seq > self._seq:
+                self._seq = seq
+                self._written_seq = max(self._written_seq, seq)
+                self._synced_seq = max(self._synced_seq, seq)
 
     def _recover_tail(self) -> tuple[int, int]:
         """(last seq, file size); cuts off a torn final line so appends start clean."""
@@ -474,8 +542,10 @@ class OrderJournal:
         unencodable field, a failed write (nothing is left half-written) or after a
         failed background fsync: then the order must NOT be sent.
         """
-        if kind not in JOURNAL_KINDS:
-            raise JournalError(f"unknown journal kind {kind!r}; use one of {sorted(JOURNAL_KINDS)}")
+        if kind not in JOURNAL_KINDS or kind == "header":
+            raise JournalError(
+                f"unknown journal kind {kind!r}; use one of {sorted(JOURNAL_KINDS - {'header'})}"
+            )
         if not isinstance(client_order_id, str) or not client_order_id:
             raise JournalError(f"client_order_id={client_order_id!r} must be a non-empty str")
         if self._closed:
@@ -505,6 +575,16 @@ class OrderJournal:
                 raise JournalError(
                     f"cannot journal {kind} for {client_order_id!r}: {exc}"
                 ) from None
+            if self._size == 0:
+                # A new file: its epoch goes first, in the same write as the record.
+                header = {
+                    "seq": 0,
+                    "ts": rec["ts"],
+                    "kind": "header",
+                    "client_order_id": "journal",
+                    "journal_id": self.journal_id,
+                }
+                line = self._encoder.encode(header) + b"\n" + line
             try:
                 written = os.write(self._fd, line)
                 if written != len(line):

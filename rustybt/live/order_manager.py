@@ -43,6 +43,7 @@ from rustybt.finance.blotter import Blotter
 from rustybt.finance.ledger import Ledger
 from rustybt.finance.order import Order, OrderStatus
 from rustybt.finance.risk_gate import RiskGate
+from rustybt.live import crashpoints
 from rustybt.live.audit import AuditLog
 from rustybt.live.events import OrderAckEvent, OrderCancelEvent, OrderFillEvent, OrderRejectEvent
 
@@ -186,6 +187,8 @@ class LiveOrderManager(Blotter):
                 self.audit.warning("journal_write_failed", client_order_id=order.id, error=str(exc))
                 self._count_error(reason)
                 return
+            if crashpoints.ARMED:
+                crashpoints.reached("after_intent")
         self._start(self._submit(order))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -243,6 +246,8 @@ class LiveOrderManager(Blotter):
         except Exception as exc:  # timeout, lost connection, adapter bug: never a reject
             await self._outcome_unknown(order, exc, sent)
             return
+        if crashpoints.ARMED:
+            crashpoints.reached("after_submit")
         order.broker_order_id = broker_id
         self._by_broker_id[broker_id] = order
         if order.status is OrderStatus.NEW:
@@ -437,10 +442,8 @@ class LiveOrderManager(Blotter):
             order.transition(OrderStatus.SUBMITTED)
         fills = info.get("fills")
         if fills is not None:
-            for f in fills:
+            for f in self._fills_not_yet_counted(order, info, fills):
                 fid = str(f["fill_id"])
-                if fid in self._applied_fills:
-                    continue
                 amount = Decimal(f["amount"])
                 if amount and (amount < 0) != (order.amount < 0):
                     amount = abs(amount).copy_sign(order.amount)
@@ -476,6 +479,36 @@ class LiveOrderManager(Blotter):
             self.mark_rejected(order, "broker reports rejected")
         if self._unknown:
             self._event_settles(order)
+
+    def _fills_not_yet_counted(
+        self, order: Order, info: dict[str, Any], fills: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The venue's fills of ``order`` that the ledger does not hold yet.
+
+        Fill ids we know are skipped. After a machine crash cut the journal's tail, a
+        checkpoint may hold fills whose ids were only in the lost lines: the order's
+        filled amount says how many of the unknown ones are new, the newest ones (a venue
+        lists fills in order)."""
+        unknown = [f for f in fills if str(f["fill_id"]) not in self._applied_fills]
+        total = info.get("filled")
+        if not unknown or total is None:
+            return unknown
+        missing = abs(Decimal(total)) - abs(order.filled)
+        keep: list[dict[str, Any]] = []
+        counted = Decimal(0)
+        for f in reversed(unknown):
+            if counted >= missing:
+                break
+            keep.append(f)
+            counted += abs(Decimal(f["amount"]))
+        if len(keep) < len(unknown):
+            self.audit.warning(
+                "recovered_fills_already_counted",
+                client_order_id=order.id,
+                fill_ids=[str(f["fill_id"]) for f in unknown[: len(unknown) - len(keep)]],
+                hint="the checkpoint had applied them; their journal lines were lost",
+            )
+        return keep[::-1]
 
     def settle_reported_fill(
         self, order: Order, fill_id: str, amount: Decimal, price: Decimal, commission: Decimal

@@ -46,6 +46,7 @@ from rustybt.exceptions import (
     CheckpointWriteError,
     ConfigError,
 )
+from rustybt.live.audit import redact_secrets
 from rustybt.live.models import (
     OrderSnapshot,
     PositionSnapshot,
@@ -61,6 +62,7 @@ __all__ = [
     "capture_strategy_state",
     "default_checkpoint_dir",
     "restore_strategy_state",
+    "write_file_atomic",
 ]
 
 log = structlog.get_logger(__name__)
@@ -147,7 +149,8 @@ def _encode_checkpoint(strategy_name: str, cp: StateCheckpoint) -> bytes:
         positions=positions,
         pending_orders=orders,
         strategy_name=strategy_name,
-        strategy_state=encode_state_value(cp.strategy_state, "strategy_state"),
+        # Credentials never reach the disk, however deep in the strategy's state.
+        strategy_state=encode_state_value(redact_secrets(cp.strategy_state), "strategy_state"),
         breaker_state=encode_state_value(cp.breaker_state, "breaker_state"),
         session_id=cp.session_id,
         order_sequence=cp.order_sequence,
@@ -237,6 +240,39 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` durably: temp file in the same folder, write, fsync,
+    ``os.replace``, fsync the folder. A crash leaves the old content or the new, never a
+    mix. Raises ``OSError`` (the temp file is removed)."""
+    folder = path.parent
+    tmp = folder / f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{threading.get_ident()}"
+    fd = -1
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(_errno.EIO, "write returned 0 bytes")
+            view = view[written:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except OSError:
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(folder)
 
 
 # --- the manager ---------------------------------------------------------------------
@@ -357,32 +393,10 @@ class StateManager:
         return CheckpointWriteError(exc.errno, msg) if exc.errno else CheckpointWriteError(msg)
 
     def _atomic_write(self, strategy_name: str, folder: Path, path: Path, data: bytes) -> None:
-        tmp = folder / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
-        fd = -1
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                if written <= 0:
-                    raise OSError(_errno.EIO, "write returned 0 bytes")
-                view = view[written:]
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, path)
+            write_file_atomic(path, data)
         except OSError as exc:
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise self._write_error(strategy_name, folder, exc) from exc
-        _fsync_dir(folder)
 
     def _prune(self, folder: Path, newest_first: list[Path]) -> None:
         for old in newest_first[self.keep :]:

@@ -139,7 +139,9 @@ async def test_spec_crash_recovery_restores_the_checkpoint_and_the_journal(tmp_p
     restoring = [e for e in logs if e["event"] == "restoring_from_checkpoint"]
     assert restoring and restoring[0]["portfolio_value"] == early[0].portfolio_value
     assert engine._restored_from is not None
-    assert engine.strategy.bars == 50 + 30  # resumed after the checkpoint's bar
+    # Resumed after the last bar the strategy processed (the journal's progress records
+    # reach past the checkpoint's bar 50), with its variables as they were at bar 100.
+    assert engine.strategy.bars == 100 + 30
     assert engine.reconciliation_state == "ok" and engine.alerts == []
     # After recovery and 30 more bars the engine agrees with the account, exactly.
     assert engine.ledger.cash == broker.ledger.cash

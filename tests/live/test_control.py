@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -127,3 +128,46 @@ async def test_shutdown_removes_the_socket(tmp_path):
 async def test_client_without_a_running_engine_gets_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no running engine"):
         await send_command(tmp_path / "missing.sock", {"cmd": "status"})
+
+
+# --- halts survive kill -9 (real `rustybt live` processes) ------------------------------
+def test_an_acknowledged_halt_survives_sigkill_and_only_an_operator_resume_lifts_it(tmp_path):
+    from tests.live.live_proc import Session, audit_events, kill
+
+    session = Session(tmp_path / "acct", speed="600x", checkpoint_interval=60)
+    engine = session.start()
+    try:
+        session.wait_for_socket(engine)
+        reply = session.control("halt", "--reason", "venue outage", "--operator", "ann")
+        assert reply.returncode == 0, reply.stderr
+    finally:
+        # Killed right after the acknowledgement, long before any checkpoint.
+        assert kill(engine)
+    halted_at = len(session.venue().submissions)
+
+    again = session.start()
+    try:
+        session.wait_for_socket(again)
+        status = session.control("status", "--json")
+        st = json.loads(status.stdout)
+        assert st["can_trade"] is False
+        assert "venue outage" in json.dumps(st["circuit_breakers"])
+        restored = audit_events(session.state, "halt_restored")
+        assert restored and "ann" in json.dumps(restored[0])
+        assert len(session.venue().submissions) == halted_at, "a halted engine traded"
+        reply = session.control("resume", "--operator", "bob", "--reason", "venue back")
+        assert reply.returncode == 0, reply.stderr
+    finally:
+        assert kill(again)
+    (resumed,) = audit_events(session.state, "engine_resumed")
+    assert resumed["operator"] == "bob" and resumed["reason"] == "venue back"
+    assert resumed["released"] == ["manual"]
+
+    # The resume was durable too: the next start is not halted.
+    again = session.start()
+    try:
+        session.wait_for_socket(again)
+        st = json.loads(session.control("status", "--json").stdout)
+        assert st["can_trade"] is True, st
+    finally:
+        kill(again)

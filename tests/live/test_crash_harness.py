@@ -1,169 +1,154 @@
 """Crash-test harness: SIGKILL a real `rustybt live` paper session at seeded random points.
 
 Each trial runs the CLI in a subprocess against a persistent paper venue
-(``--paper-state``, which stands for the remote broker and outlives the trading process),
-kills it with SIGKILL at a seeded random moment (a wall-clock offset, or once the order
-journal holds a seeded number of records), sometimes restarts and kills it again, then
-lets a final restart run to completion and checks the durability invariants:
+(``paper_state``, which stands for the remote broker and outlives the trading process),
+kills it with SIGKILL at a seeded random moment, sometimes restarts and kills it again,
+then lets a final restart run to completion and checks the durability invariants. The
+kill points are:
+
+* a wall-clock offset, or the moment the order journal holds a seeded number of records;
+* between the journal write of an intent and the broker call (``after_intent``), and
+  between the broker's acceptance and the journal record of it (``after_submit``): the
+  process SIGKILLs itself there (``rustybt.live.crashpoints``), a timer from outside
+  cannot aim at those microseconds;
+* during the restore of a restart (``restore``: journal re-applied, broker not asked);
+* right after an operator's halt was acknowledged on the control socket.
+
+Checked after every trial:
 
 * the newest checkpoint loads;
 * no client order id reached the broker twice (the venue keeps every id it received);
-* after recovery, local positions and cash equal the broker's (final checkpoint ledger
-  against the venue's ledger), and the local open orders are the venue's open orders;
+* local positions and cash equal the broker's (final checkpoint ledger against the
+  venue's ledger), and the local open orders are the venue's open orders;
 * every order the strategy made is accounted for: each journal intent is at the broker,
   or was resolved as never sent / rejected; the broker has no order we did not intend;
-* no reconciliation ever found a discrepancy (HALT_AND_ALERT raised no alert).
+* no reconciliation ever found a discrepancy (HALT_AND_ALERT raised no alert);
+* the venue received exactly the orders (bar, asset, amount) of an uninterrupted run:
+  a restart neither loses an order nor trades a bar again;
+* a halt acknowledged before the kill is still in force after every restart, and no
+  order reached the venue after it.
 
-Trials run a few at a time in threads; every subprocess has a timeout.
+``make test`` runs a few trials (``RUSTYBT_CRASH_TRIALS``, default 6); ``make test-slow``
+runs the full count (24). Trials run a few at a time in threads; every subprocess has a
+timeout.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from rustybt.live.journal import OrderJournal, journal_path
+from rustybt.live.recovery import halt_path
 from rustybt.live.state_manager import StateManager
+from tests.live.live_proc import STRATEGY, Session, audit_events, kill
 
-TRIALS = int(os.environ.get("RUSTYBT_CRASH_TRIALS", "20"))
 PARALLEL = 3
-STRATEGY = "CrashFlip"
-RUSTYBT = str(Path(sys.executable).with_name("rustybt"))
-
-ALGO = '''
-from rustybt.algorithm import TradingAlgorithm
+_OPEN = ("new", "submitted", "partially_filled")
 
 
-class CrashFlip(TradingAlgorithm):
-    """Flips two equities between 45% and 0% of the portfolio, staggered, every 20 bars."""
-
-    def initialize(self):
-        self.a = self.symbol("JPM")
-        self.b = self.symbol("META")
-        self.bars = 0
-
-    def handle_data(self, context, data):
-        self.bars += 1
-        if self.bars % 20 == 0:
-            self.order_target_percent(self.a, 0.45 if (self.bars // 20) % 2 else 0)
-        if self.bars % 20 == 10:
-            self.order_target_percent(self.b, 0.45 if (self.bars // 20) % 2 else 0)
-'''
-
-CONFIG = """
-[live]
-algofile = "{algo}"
-broker = "paper"
-bundle = "demo"
-start = "2024-01-03"
-end = "2024-01-03"
-speed = "15000x"
-paper_state = "{paper}"
-state_dir = "{state}"
-checkpoint_interval = 0.2
-reconcile_interval = 0.3
-reconciliation = "halt_and_alert"
-volume_limit_pct = "0.002"
-latency_ms = 100
-seed = {seed}
-"""
-
-
-def _start(config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [RUSTYBT, "live", "--config", str(config), "--no-progress"],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
-        start_new_session=True,
-    )
-
-
-def _journal_records(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
-def _kill_at_random_point(proc: subprocess.Popen, rng: random.Random, journal: Path) -> str:
-    """SIGKILL ``proc`` at a seeded point; returns how (for failure messages)."""
-    deadline = time.monotonic() + 20
-    if rng.random() < 0.5:
+def _kill_at_random_point(session: Session, rng: random.Random, how: str) -> str:
+    """Start ``session`` and SIGKILL it at a seeded point; returns what happened."""
+    env = {}
+    if how == "crashpoint":
+        point = rng.choice(["after_intent", "after_submit"])
+        env["RUSTYBT_CRASH_AT"] = f"{point}:{rng.randint(1, 6)}"
+        how = env["RUSTYBT_CRASH_AT"]
+    elif how == "restore":
+        env["RUSTYBT_CRASH_AT"] = "restore:1"
+        how = "during restore"
+    proc = session.start(env=env)
+    if env:
+        try:
+            code = proc.wait(timeout=60)
+        except Exception:
+            kill(proc)
+            return how + " (timed out, killed)"
+        return how if code == -9 else how + f" (not reached, exited {code})"
+    if how == "time":
         delay = rng.uniform(0.6, 3.0)
         how = f"after {delay:.2f}s"
         end = time.monotonic() + delay
         while time.monotonic() < end and proc.poll() is None:
             time.sleep(0.005)
     else:
-        want = _journal_records(journal) + rng.randint(1, 60)
+        want = session.journal_records() + rng.randint(1, 60)
         how = f"at journal record {want}"
-        while (
-            proc.poll() is None and _journal_records(journal) < want and time.monotonic() < deadline
-        ):
-            time.sleep(0.002)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    else:
+        session.wait_for_records(proc, want)
+    if not kill(proc):
         how += " (had already finished)"
-    proc.wait(timeout=10)
     return how
 
 
-def _run_trial(i: int, base: Path, algo: Path) -> dict:
-    rng = random.Random(7_000 + i)
-    root = base / f"trial{i:02d}"
-    root.mkdir()
-    state = root / "state"
-    paper = root / "paper.json"
-    config = root / "live.toml"
-    config.write_text(CONFIG.format(algo=algo, paper=paper, state=state, seed=i))
-    log = root / "output.log"
-    jpath = journal_path(state / "journal", STRATEGY)
-    kills = [_kill_at_random_point(_start(config, log), rng, jpath)]
-    if rng.random() < 0.3:  # crash the recovery too
-        kills.append(_kill_at_random_point(_start(config, log), rng, jpath))
-    final = _start(config, log)
+def _halt_then_kill(session: Session) -> str:
+    proc = session.start()
     try:
-        code = final.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        final.kill()
-        final.wait(timeout=10)
+        session.wait_for_socket(proc)
+        reply = session.control("halt", "--reason", "crash test", "--operator", "harness")
+        assert reply.returncode == 0, reply.stderr
+        session.halted_submissions = len(session.venue().submissions)
+    finally:
+        kill(proc)
+    return "right after an acknowledged halt"
+
+
+def _run_trial(i: int, base: Path) -> dict:
+    rng = random.Random(7_000 + i)
+    # Every kind of kill point appears in any run of 6 or more trials.
+    kind = ("time", "journal", "crashpoint", "crashpoint", "halt", "journal")[i % 6]
+    # A halt needs a session that is still running when the operator's command arrives.
+    session = Session(base / f"trial{i:02d}", seed=i, speed="3000x" if kind == "halt" else "15000x")
+    session.halted_submissions = None
+    if kind == "halt":
+        kills = [_halt_then_kill(session)]
+    else:
+        kills = [_kill_at_random_point(session, rng, kind)]
+    if i % 3 == 1:  # crash the recovery too
+        kills.append(_kill_at_random_point(session, rng, "restore"))
+    elif rng.random() < 0.3:
+        kills.append(_kill_at_random_point(session, rng, "journal"))
+    try:
+        code = session.run(timeout=90)
+    except AssertionError:
         code = "timeout"
-    return {"trial": i, "root": root, "kills": kills, "code": code}
+    return {"trial": i, "session": session, "kills": kills, "code": code}
 
 
-def _check_trial(result: dict) -> None:
-    root: Path = result["root"]
+def _reference_orders(base: Path) -> list:
+    session = Session(base / "reference", seed=0)
+    assert session.run(timeout=90) == 0, session.output()[-3000:]
+    return session.venue_orders()
+
+
+def _check_trial(result: dict, reference: list) -> None:
+    session: Session = result["session"]
+    root = session.root
     where = f"trial {result['trial']} (killed {result['kills']}; files in {root})"
-    output = (root / "output.log").read_text(errors="replace")
+    output = session.output()
     assert result["code"] == 0, f"{where}: final run exited {result['code']}:\n{output[-3000:]}"
-    state = root / "state"
+    state = session.state
 
     cp = StateManager(state).load_checkpoint(STRATEGY)
     assert cp is not None, f"{where}: no checkpoint"
 
-    venue = json.loads((root / "paper.json").read_text())
-    submissions = venue["submissions"]
+    venue = session.venue()
+    submissions = venue.submissions
     dupes = {c for c in submissions if submissions.count(c) > 1}
     assert not dupes, f"{where}: client order ids sent twice: {dupes}"
 
     # Local state after recovery == the broker's, exactly.
     local = cp.ledger_state
-    assert Decimal(local["cash"]) == Decimal(venue["ledger"]["cash"]), where
+    assert Decimal(local["cash"]) == venue.ledger.cash, where
     ours = {p["asset"]["symbol"]: Decimal(p["amount"]) for p in local["positions"]}
-    theirs = {p["asset"]["symbol"]: Decimal(p["amount"]) for p in venue["ledger"]["positions"]}
+    theirs = {a.symbol: p.amount for a, p in venue.ledger.positions.items()}
     assert ours == theirs, f"{where}: positions {ours} != broker {theirs}"
-    client_ids = venue["client_ids"]
-    venue_open = {client_ids[o["id"]] for o in venue["orders"] if o["status"] in _OPEN}
+    venue_open = {venue._client_ids[o.id] for o in venue._orders.values() if o.is_open}
     local_open = {o.client_order_id for o in cp.pending_orders}
     assert local_open == venue_open, f"{where}: open orders {local_open} != {venue_open}"
 
@@ -186,39 +171,57 @@ def _check_trial(result: dict) -> None:
     assert not in_flight, f"{where}: orders left unresolved: {in_flight}"
 
     # HALT_AND_ALERT was on throughout: a discrepancy after any restart would have alerted.
-    for audit in (state / "logs").glob("*.jsonl"):
-        for line in audit.read_text().splitlines():
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line torn by the kill
-            assert rec.get("event") != "alert", f"{where}: {audit.name}: {rec}"
-            if rec.get("event") == "reconciliation":
-                assert rec["max_severity"] == "info", f"{where}: {audit.name}: {rec}"
+    assert not audit_events(state, "alert"), f"{where}: {audit_events(state, 'alert')}"
+    for rec in audit_events(state, "reconciliation"):
+        assert rec["max_severity"] == "info", f"{where}: {rec}"
+
+    if session.halted_submissions is not None:
+        # The halt outlived the kill and every restart; nothing was sent after it.
+        assert len(submissions) == session.halted_submissions, f"{where}: traded while halted"
+        breakers = cp.breaker_state["breakers"]
+        assert any(
+            b["state"] != "normal" and "crash test" in (b["reason"] or "") for b in breakers
+        ), f"{where}: halt lost: {breakers}"
+        assert halt_path(state, STRATEGY).exists()
+        assert audit_events(state, "halt_restored"), f"{where}: restart was not halted"
+    else:
+        # Same orders as an uninterrupted run: no bar traded twice, none lost.
+        got = session.venue_orders()
+        diff = [k for k, (a, b) in enumerate(zip(got, reference, strict=False)) if a != b]
+        assert got == reference, (
+            f"{where}: the venue received {len(got)} orders, an uninterrupted run "
+            f"{len(reference)}; first difference at {diff[:1]}"
+        )
 
 
-_OPEN = ("new", "submitted", "partially_filled")
+def _restores(session: Session) -> int:
+    return len(audit_events(session.state, "checkpoint_restored"))
+
+
+def _harness(tmp_path: Path, trials: int) -> None:
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        ref = pool.submit(_reference_orders, tmp_path)
+        results = list(pool.map(lambda i: _run_trial(i, tmp_path), range(trials)))
+        reference = ref.result()
+    assert reference, "the uninterrupted run sent no orders"
+    for result in results:
+        _check_trial(result, reference)
+    # The harness must really have interrupted sessions and recovered them from a
+    # checkpoint plus journal, not just watched runs finish or start from scratch.
+    killed = [
+        r
+        for r in results
+        if any("already finished" not in k and "not reached" not in k for k in r["kills"])
+    ]
+    assert len(killed) >= trials * 3 // 4
+    restored = [r for r in results if _restores(r["session"])]
+    assert len(restored) >= trials // 2, f"only {len(restored)} trials restored a checkpoint"
 
 
 def test_sigkill_at_random_points_loses_nothing_and_sends_nothing_twice(tmp_path):
-    algo = tmp_path / "crash_flip.py"
-    algo.write_text(ALGO)
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        results = list(pool.map(lambda i: _run_trial(i, tmp_path, algo), range(TRIALS)))
-    for result in results:
-        _check_trial(result)
-    # The harness must really have interrupted sessions and recovered them from a
-    # checkpoint plus journal, not just watched runs finish or start from scratch.
-    killed = [r for r in results if any("already finished" not in k for k in r["kills"])]
-    assert len(killed) >= TRIALS * 3 // 4
-    restored = [r for r in results if _restores(r["root"])]
-    assert len(restored) >= TRIALS // 2, f"only {len(restored)} trials restored a checkpoint"
+    _harness(tmp_path, int(os.environ.get("RUSTYBT_CRASH_TRIALS", "6")))
 
 
-def _restores(root: Path) -> int:
-    return sum(
-        audit.read_text().count('"checkpoint_restored"')
-        for audit in (root / "state" / "logs").glob("*.jsonl")
-    )
+@pytest.mark.slow
+def test_sigkill_harness_full_count(tmp_path):
+    _harness(tmp_path, int(os.environ.get("RUSTYBT_CRASH_TRIALS_SLOW", "24")))

@@ -53,7 +53,8 @@ def test_record_reaches_the_file_before_any_fsync(path: Path):
     j = OrderJournal(path)
     _intent(j, "s1-1")
     # Another reader sees the line at once: it is in the OS, so a killed process keeps it.
-    rec = _lines(path)[0]
+    header, rec = _lines(path)
+    assert header["kind"] == "header" and header["journal_id"] == j.journal_id
     assert rec["kind"] == "intent" and rec["client_order_id"] == "s1-1"
     assert rec["amount"] == "10" and rec["limit_price"] == "50.10"  # Decimals as strings
     assert rec["asset"] == AAPL.to_dict()
@@ -70,7 +71,44 @@ def test_seq_increases_and_continues_after_reopening(path: Path):
     j2 = OrderJournal(path)
     j2.record("ack", "s1-1", broker_order_id="B1")
     j2.close_sync()
-    assert [r["seq"] for r in _lines(path)] == [1, 2, 3]
+    assert [r["seq"] for r in _lines(path)] == [0, 1, 2, 3]
+
+
+def test_a_journal_keeps_its_epoch_across_reopening_and_a_new_file_gets_a_new_one(path: Path):
+    j = OrderJournal(path)
+    _intent(j, "s1-1")
+    j.close_sync()
+    again = OrderJournal(path)
+    assert again.journal_id == j.journal_id
+    again.close_sync()
+    assert OrderJournal.replay(path).journal_id == j.journal_id
+    other = OrderJournal(path.with_name("other.journal"))
+    _intent(other, "s1-1")
+    other.close_sync()
+    assert other.journal_id != j.journal_id
+    assert OrderJournal.replay(path.with_name("other.journal")).journal_id == other.journal_id
+
+
+def test_advance_seq_numbers_new_records_above_a_checkpoint_that_saw_a_lost_tail(path: Path):
+    j = OrderJournal(path)
+    _intent(j, "s1-1")
+    j.advance_seq(40)  # the checkpoint saw seq 40; the file lost 2..40
+    _intent(j, "s1-2")
+    j.close_sync()
+    assert [r["seq"] for r in _lines(path)] == [0, 1, 41]
+    assert OrderJournal.replay(path).last_seq == 41
+
+
+def test_a_header_anywhere_but_the_first_line_is_refused(path: Path):
+    j = OrderJournal(path)
+    _intent(j, "s1-1")
+    j.close_sync()
+    first = path.read_bytes().split(b"\n")[0]
+    path.write_bytes(path.read_bytes() + first + b"\n")
+    with pytest.raises(JournalError, match="line 3"):
+        OrderJournal.replay(path)
+    with pytest.raises(JournalError, match="unknown journal kind"):
+        OrderJournal(path.with_name("x.journal")).record("header", "journal")
 
 
 def test_replay_follows_an_order_through_its_life(path: Path):

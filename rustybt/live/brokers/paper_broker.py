@@ -8,14 +8,15 @@ price), and delivers acks, fills, cancels and rejects as events. Short selling i
 unless ``allow_short=True``.
 
 With ``state_path`` the account (cash, positions, orders and every client order id ever
-received) is written to disk after each change, so the paper venue outlives a crash of
-the trading process — the crash-test harness uses it as "the venue".
+received) outlives a crash of the trading process — the crash-test harness uses it as
+"the venue". Each change is one appended line, in the OS before the venue reports it;
+a worker thread folds the log into a snapshot now and then
+(:mod:`rustybt.live.brokers.paper_store`).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import asyncio
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -39,6 +40,7 @@ from rustybt.finance.execution import ExecutionSimulator
 from rustybt.finance.ledger import Ledger, Position
 from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce, validate_order
 from rustybt.live.brokers.base import BrokerAdapter
+from rustybt.live.brokers.paper_store import ChangeLog
 from rustybt.live.events import OrderAckEvent, OrderCancelEvent, OrderFillEvent, OrderRejectEvent
 
 _ZERO = Decimal(0)
@@ -69,6 +71,7 @@ class PaperBroker(BrokerAdapter):
         seed: int = 0,
         allow_short: bool = False,
         state_path: str | Path | None = None,
+        compact_every: int = 5_000,
     ) -> None:
         super().__init__()
         cash = _dec("starting_cash", starting_cash)
@@ -97,6 +100,9 @@ class PaperBroker(BrokerAdapter):
         # Latency is measured on the market-data clock: the newest bar seen, so pushed
         # historical bars and replays fill exactly as live ticks would.
         self._market_now: datetime | None = None
+        # Bars up to here were matched by an earlier process (a restarted engine replays
+        # from its last processed bar): a venue never matches the same bar twice.
+        self._seen_until: datetime | None = None
         self._seq = 0
         self._fill_seq = 0
         self.submissions: list[str] = []  # every client order id received, in order
@@ -104,8 +110,19 @@ class PaperBroker(BrokerAdapter):
         # get_order_by_client_id returns them so the engine can apply each one by fill id)
         self._fills: dict[str, list[dict[str, Any]]] = {}
         self.state_path = Path(state_path) if state_path is not None else None
-        if self.state_path is not None and self.state_path.exists():
+        self._log: ChangeLog | None = None
+        if self.state_path is not None:
+            if isinstance(compact_every, bool) or not isinstance(compact_every, int):
+                raise ConfigError("PaperBroker compact_every must be an int >= 1, e.g. 5000")
+            if compact_every < 1:
+                raise ConfigError("PaperBroker compact_every must be an int >= 1, e.g. 5000")
+            self._log = ChangeLog(self.state_path, compact_every)
             self._load_state()
+
+    @property
+    def market_now(self) -> datetime | None:
+        """The newest bar time this venue has matched orders against (its clock)."""
+        return self._market_now
 
     @property
     def is_persistent(self) -> bool:
@@ -118,6 +135,9 @@ class PaperBroker(BrokerAdapter):
 
     async def disconnect(self) -> None:
         self._connected = False
+        if self._log is not None:
+            # Leave a compact account behind (in a worker thread: never on the loop).
+            await asyncio.to_thread(self._log.compact, self._scratch_snapshot, True)
 
     def _require_connected(self) -> None:
         if not self._connected:
@@ -158,11 +178,11 @@ class PaperBroker(BrokerAdapter):
         short_reason = self._short_violation(asset, amount)
         if short_reason is not None:
             order.reject(short_reason)
-            self._save_state()
+            self._record_submit(order, cid)
             self._emit(OrderRejectEvent(cid, broker_id, short_reason, now))
             return broker_id
         self._open.setdefault(asset, []).append(order)
-        self._save_state()
+        self._record_submit(order, cid)
         self._emit(OrderAckEvent(cid, broker_id, now))
         return broker_id
 
@@ -240,7 +260,7 @@ class PaperBroker(BrokerAdapter):
             return
         order.cancel("cancel requested")
         self._remove_open(order)
-        self._save_state()
+        self._record("order", order)
         self._emit(
             OrderCancelEvent(
                 self._client_ids[broker_order_id], broker_order_id, "cancelled", self._clock()
@@ -257,21 +277,22 @@ class PaperBroker(BrokerAdapter):
     # --- market data: matching -------------------------------------------------------------
     def on_market_data(self, bars: list[Bar]) -> None:
         """Match resting orders against each new bar (called by the engine's feed)."""
-        changed = False
+        seen = self._seen_until
         for bar in bars:
             asset = bar.asset
-            if self._market_now is None or bar.dt > self._market_now:
-                self._market_now = bar.dt
             self._last_price[asset] = bar.close
             if asset in self.ledger.positions:
                 self.ledger.update_price(asset, bar.close)
+            if seen is not None and bar.dt <= seen:
+                continue  # matched before the restart; its fills are already reported
+            if self._market_now is None or bar.dt > self._market_now:
+                self._market_now = bar.dt
             book = self._open.get(asset)
             if not book:
                 continue
             for order in list(book):
                 if order.tif is TimeInForce.DAY and self._past_session(order, bar):
                     self._expire(order, "DAY order expired at session end", bar.dt)
-                    changed = True
                     continue
                 if self._eligible_at[order.id] > bar.dt:
                     continue
@@ -279,7 +300,6 @@ class PaperBroker(BrokerAdapter):
                 if fill is None:
                     if order.tif in _IMMEDIATE:
                         self._expire(order, f"{order.tif.value.upper()}: nothing filled", bar.dt)
-                        changed = True
                     continue
                 short_of_cash = None
                 if fill.amount > 0:
@@ -290,12 +310,12 @@ class PaperBroker(BrokerAdapter):
                         )
                         fill = self._affordable(order, fill)
                         if fill is None:
-                            changed = True
                             if order.filled:
                                 self._expire(order, short_of_cash, bar.dt)
                                 continue
                             order.reject(short_of_cash)
                             self._remove_open(order)
+                            self._record("order", order)
                             self._emit(
                                 OrderRejectEvent(
                                     self._client_ids[order.id], order.id, short_of_cash, bar.dt
@@ -305,18 +325,17 @@ class PaperBroker(BrokerAdapter):
                 order.apply_fill(fill.amount, fill.price, fill.commission, bar.dt)
                 self.ledger.apply_fill(asset, fill.amount, fill.price, fill.commission)
                 self._fill_seq += 1
-                self._fills.setdefault(order.id, []).append(
-                    {
-                        "fill_id": f"{order.id}-f{self._fill_seq}",
-                        "amount": fill.amount,
-                        "price": fill.price,
-                        "commission": fill.commission,
-                        "dt": bar.dt,
-                    }
-                )
+                fill_rec = {
+                    "fill_id": f"{order.id}-f{self._fill_seq}",
+                    "amount": fill.amount,
+                    "price": fill.price,
+                    "commission": fill.commission,
+                    "dt": bar.dt,
+                }
+                self._fills.setdefault(order.id, []).append(fill_rec)
                 if not order.is_open:
                     self._remove_open(order)
-                changed = True
+                self._record("fill", order, fill=fill_rec, fill_seq=self._fill_seq)
                 final = not order.is_open
                 self._emit(
                     OrderFillEvent(
@@ -335,8 +354,6 @@ class PaperBroker(BrokerAdapter):
                     self._expire(order, f"{short_of_cash}; remainder cancelled", bar.dt)
                 elif not final and order.tif in _IMMEDIATE:
                     self._expire(order, "IOC remainder cancelled", bar.dt)
-        if changed:
-            self._save_state()
 
     def _affordable(self, order: Order, fill: Any) -> Any:
         """The largest whole-lot part of a buy ``fill`` the cash pays for (commission
@@ -367,6 +384,7 @@ class PaperBroker(BrokerAdapter):
         """Cancel what is left of an order by venue rule (time in force)."""
         order.cancel(reason)
         self._remove_open(order)
+        self._record("order", order)
         self._emit(OrderCancelEvent(self._client_ids[order.id], order.id, reason, dt))
 
     # --- queries ----------------------------------------------------------------------------
@@ -432,13 +450,50 @@ class PaperBroker(BrokerAdapter):
         return None
 
     # --- persistence (the venue outlives the trading process) ----------------------------------
-    def _save_state(self) -> None:
-        if self.state_path is None:
+    def _record(self, kind: str, order: Order, **extra: Any) -> None:
+        """Append one change (before the venue reports it); O(change)."""
+        log = self._log
+        if log is None:
             return
-        state = {
+        change = {"t": kind, "order": order.to_dict(), "now": self._market_now, **extra}
+        try:
+            log.append(change)
+        except OSError as exc:
+            raise BrokerError(
+                f"paper broker cannot write its state log {log.log_path}: {exc}; free disk "
+                "space or fix permissions"
+            ) from exc
+        if log.due():
+            log.compact(self._scratch_snapshot)
+
+    def _record_submit(self, order: Order, cid: str) -> None:
+        price = self._last_price.get(order.asset)
+        self._record(
+            "submit",
+            order,
+            cid=cid,
+            seq=self._seq,
+            eligible_at=self._eligible_at[order.id],
+            px=None if price is None else str(price),
+        )
+
+    def _scratch_snapshot(self) -> dict[str, Any]:
+        """Runs in the compaction worker: the account as the files describe it, read into
+        a scratch broker (never the live one, which the event loop keeps changing)."""
+        assert self.state_path is not None
+        scratch = PaperBroker(starting_cash=self.starting_cash)
+        scratch.state_path = self.state_path
+        scratch._log = ChangeLog(self.state_path, read_live_log=False)
+        scratch._load_state()
+        return scratch._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
             "version": 1,
+            "applied_through": self._log.last_n if self._log is not None else 0,
             "seq": self._seq,
             "fill_seq": self._fill_seq,
+            "market_now": self._market_now.isoformat() if self._market_now else None,
             "ledger": self.ledger.to_dict(),
             "orders": [o.to_dict() for o in self._orders.values()],
             "client_ids": self._client_ids,
@@ -459,53 +514,106 @@ class PaperBroker(BrokerAdapter):
                 for bid, fills in self._fills.items()
             },
         }
-        path = self.state_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        # No fsync: this file stands for a remote venue and must survive a killed
-        # process (page cache), not a machine crash.
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
 
     def _load_state(self) -> None:
-        assert self.state_path is not None
+        log = self._log
+        assert log is not None and self.state_path is not None
         try:
-            state = json.loads(self.state_path.read_text())
-            self.ledger = Ledger.from_dict(state["ledger"])
-            self._seq = int(state["seq"])
-            self._fill_seq = int(state["fill_seq"])
-            self._client_ids = dict(state["client_ids"])
-            self._by_client = {c: b for b, c in self._client_ids.items()}
-            self._orders = {}
-            self._open = {}
-            for d in state["orders"]:
-                order = Order.from_dict(d)
-                self._orders[order.id] = order
-                if order.is_open:
-                    self._open.setdefault(order.asset, []).append(order)
-            self._eligible_at = {
-                k: datetime.fromisoformat(v) for k, v in state["eligible_at"].items()
-            }
-            self._last_price = {asset_from_dict(a): Decimal(p) for a, p in state["last_price"]}
-            self.submissions = list(state["submissions"])
-            self._fills = {
-                bid: [
-                    {
-                        "fill_id": str(f["fill_id"]),
-                        "amount": Decimal(f["amount"]),
-                        "price": Decimal(f["price"]),
-                        "commission": Decimal(f["commission"]),
-                        "dt": datetime.fromisoformat(f["dt"]) if f.get("dt") else None,
-                    }
-                    for f in fills
-                ]
-                for bid, fills in state.get("fills", {}).items()
-            }
+            state = log.read_snapshot()
+            applied = 0
+            if state is not None:
+                self._load_snapshot(state)
+                applied = int(state.get("applied_through", 0))
+            last = applied
+            for change in log.changes_after(applied):
+                self._apply_change(change)
+                last = change["n"]
+            log.resume_numbering(last)
+            self._seen_until = self._market_now
         except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
             raise BrokerError(
                 f"paper broker state file {self.state_path} is unreadable ({exc}); "
-                "move it away to start a fresh paper account"
+                "move it (and its .log files) away to start a fresh paper account"
             ) from exc
+
+    def _load_snapshot(self, state: dict[str, Any]) -> None:
+        self.ledger = Ledger.from_dict(state["ledger"])
+        self._seq = int(state["seq"])
+        self._fill_seq = int(state["fill_seq"])
+        now = state.get("market_now")
+        self._market_now = datetime.fromisoformat(now) if now else None
+        self._client_ids = dict(state["client_ids"])
+        self._by_client = {c: b for b, c in self._client_ids.items()}
+        self._orders = {}
+        self._open = {}
+        for d in state["orders"]:
+            order = Order.from_dict(d)
+            self._orders[order.id] = order
+            if order.is_open:
+                self._open.setdefault(order.asset, []).append(order)
+        self._eligible_at = {k: datetime.fromisoformat(v) for k, v in state["eligible_at"].items()}
+        self._last_price = {asset_from_dict(a): Decimal(p) for a, p in state["last_price"]}
+        self.submissions = list(state["submissions"])
+        self._fills = {
+            bid: [
+                {
+                    "fill_id": str(f["fill_id"]),
+                    "amount": Decimal(f["amount"]),
+                    "price": Decimal(f["price"]),
+                    "commission": Decimal(f["commission"]),
+                    "dt": datetime.fromisoformat(f["dt"]) if f.get("dt") else None,
+                }
+                for f in fills
+            ]
+            for bid, fills in state.get("fills", {}).items()
+        }
+
+    def _apply_change(self, change: dict[str, Any]) -> None:
+        """Redo one logged change on a loading account."""
+        order = Order.from_dict(change["order"])
+        bid = order.id
+        kind = change["t"]
+        if kind == "submit":
+            cid = str(change["cid"])
+            self._orders[bid] = order
+            self._client_ids[bid] = cid
+            self._by_client[cid] = bid
+            self.submissions.append(cid)
+            self._seq = int(change["seq"])
+            self._eligible_at[bid] = datetime.fromisoformat(change["eligible_at"])
+            if change.get("px") is not None:
+                self._last_price[order.asset] = Decimal(change["px"])
+            if order.is_open:
+                self._open.setdefault(order.asset, []).append(order)
+        else:
+            old = self._orders.get(bid)
+            self._orders[bid] = order
+            book = self._open.get(order.asset, [])
+            i = next((k for k, o in enumerate(book) if o.id == bid), None) if old else None
+            if i is not None:
+                if order.is_open:
+                    book[i] = order
+                else:
+                    del book[i]
+                    if not book:
+                        self._open.pop(order.asset, None)
+            if kind == "fill":
+                f = change["fill"]
+                rec = {
+                    "fill_id": str(f["fill_id"]),
+                    "amount": Decimal(f["amount"]),
+                    "price": Decimal(f["price"]),
+                    "commission": Decimal(f["commission"]),
+                    "dt": datetime.fromisoformat(f["dt"]) if f.get("dt") else None,
+                }
+                self.ledger.apply_fill(order.asset, rec["amount"], rec["price"], rec["commission"])
+                self._fills.setdefault(bid, []).append(rec)
+                self._fill_seq = int(change["fill_seq"])
+        now = change.get("now")
+        if now:
+            dt = datetime.fromisoformat(now)
+            if self._market_now is None or dt > self._market_now:
+                self._market_now = dt
 
     # --- convenience for tests and the CLI --------------------------------------------------
     def positions_snapshot(self) -> dict[Asset, Position]:
