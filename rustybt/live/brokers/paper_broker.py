@@ -261,10 +261,9 @@ class PaperBroker(BrokerAdapter):
         order.cancel("cancel requested")
         self._remove_open(order)
         self._record("order", order)
+        # order.id, not broker_order_id: a cancel by client order id passes None.
         self._emit(
-            OrderCancelEvent(
-                self._client_ids[broker_order_id], broker_order_id, "cancelled", self._clock()
-            )
+            OrderCancelEvent(self._client_ids[order.id], order.id, "cancelled", self._clock())
         )
 
     def _remove_open(self, order: Order) -> None:
