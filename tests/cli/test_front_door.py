@@ -103,6 +103,8 @@ def test_version_prints_the_package_version():
         (["--speed", "warp"], ["speed='warp' is not valid"]),
         (["--start", "2024-13-45"], ["--start '2024-13-45' is not a date; use YYYY-MM-DD"]),
         (["--bundle", "nosuch"], ["no bundle named 'nosuch'", "ingest('nosuch', [paths])"]),
+        (["--paper-state", "/"], ["--paper-state / is a folder"]),
+        (["--reconciliation", "yolo"], ["reconciliation 'yolo' is not one of"]),
     ],
 )
 def test_live_bad_option_is_one_error_line_and_exit_2(args, fragments):
@@ -125,6 +127,12 @@ def test_live_toml_values_are_checked_with_file_and_key(tmp_path):
     one_error(runner.invoke(app, ["live", "--config", str(cfg)]), 2, "volume_limit_pct '2'")
     cfg.write_text(f'[live]\nalgofile = "{QUICKSTART}"\nallow_short = "maybe"\n')
     one_error(runner.invoke(app, ["live", "--config", str(cfg)]), 2, "is not true or false")
+    cfg.write_text(
+        f'[live]\nalgofile = "{QUICKSTART}"\n[live.risk_limits]\nmax_leverage = "lots"\n'
+    )
+    one_error(runner.invoke(app, ["live", "--config", str(cfg)]), 2, "risk_limits", "lots")
+    cfg.write_text("[live\nalgofile = 1\n")
+    one_error(runner.invoke(app, ["live", "--config", str(cfg)]), 2, "is not valid TOML")
 
 
 def test_live_dates_outside_the_bundle_quote_each_asset_class_range():

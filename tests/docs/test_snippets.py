@@ -90,8 +90,14 @@ def _compile(block: Block):
 
 
 def _fail(block: Block, exc: BaseException) -> None:
+    code = block.code.splitlines()
+
+    def source(lineno: int | None) -> str:
+        i = (lineno or 0) - block.line - 1  # the block's first code line is line+1
+        return code[i].strip() if 0 <= i < len(code) else ""
+
     frames = [
-        f"  line {f.lineno}: {(f.line or '').strip()}"
+        f"  line {f.lineno}: {source(f.lineno)}"
         for f in traceback.extract_tb(exc.__traceback__)
         if f.filename == block.name
     ]
@@ -112,6 +118,11 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize(("page", "blocks"), PAGES, ids=[_rel(p) for p, _ in PAGES])
 def test_every_python_block_of_the_page_runs_as_written(page, blocks, scratch):
+    run_blocks(blocks)
+
+
+def run_blocks(blocks: list[Block]) -> None:
+    """Run a page's blocks in order; the first failure fails the test naming its place."""
     namespace: dict = {}
     for block in blocks:
         try:
@@ -127,6 +138,19 @@ def test_every_python_block_of_the_page_runs_as_written(page, blocks, scratch):
                 exec(code, namespace)
         except BaseException as exc:  # noqa: BLE001 - report any failure with its place
             _fail(block, exc)
+
+
+def test_a_failing_block_is_reported_with_page_line_and_failing_code(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("# t\n\n```python\nx = 1\ny = undefined_name\n```\n")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        run_blocks(python_blocks(page))
+    msg = str(failed.value)
+    assert "p.md:3: the python block starting here failed: NameError" in msg
+    assert "line 5: y = undefined_name" in msg
+    page.write_text("<!-- fragment -->\n```python\nawait later()\n```\n```python\nawait x\n```\n")
+    with pytest.raises(pytest.fail.Exception, match="p.md:5: .*SyntaxError"):
+        run_blocks(python_blocks(page))
 
 
 def test_the_extractor_sees_markers_and_reports_unclosed_blocks(tmp_path):
