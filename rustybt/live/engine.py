@@ -270,6 +270,7 @@ class LiveTradingEngine:
             "reconciliations": 0,
             "checkpoint_failures": 0,
             "strategy_calls_skipped": 0,
+            "reconciliation_errors": 0,
         }
         self.last_checkpoint_error: str | None = None
         self.stop_after_market_events: int | None = None
@@ -281,6 +282,7 @@ class LiveTradingEngine:
         self._bar_seconds = bar_interval(data_portal).total_seconds()
         self._breaker_bucket: int | None = None
         self._value_dt: datetime | None = None
+        self._recon_fills: list[tuple[Any, Decimal, Decimal]] | None = None
         self._control: Any = None
         self._control_enabled = control_socket
         # Engine-owned market-data streams (rustybt.live.streaming), made on first use.
@@ -1200,6 +1202,13 @@ class LiveTradingEngine:
         applied = self.order_manager.on_fill(ev)
         if applied:
             self._feed_breakers(ev.dt)
+            window = self._recon_fills
+            if window is not None:
+                # A reconciliation is asking the broker: remember each local state.
+                pos = self.ledger.positions.get(ev.asset)
+                window.append(
+                    (ev.asset, pos.amount if pos is not None else Decimal(0), self.ledger.cash)
+                )
         return applied
 
     def _feed_breakers(self, dt: datetime | None = None) -> None:
@@ -1402,7 +1411,16 @@ class LiveTradingEngine:
     async def _reconcile_loop(self) -> None:
         while not self._stop:
             await asyncio.sleep(self.reconciliation_interval_seconds)
-            await self._reconcile()
+            try:
+                await self._reconcile()
+            except Exception as exc:
+                # Never let one bad round end reconciliation for the session.
+                self.stats["reconciliation_errors"] += 1
+                reason = f"reconciliation failed: {type(exc).__name__}: {exc}"
+                self.risk_gate.block(reason)
+                log.error("reconciliation_error", error=reason, traceback=traceback.format_exc())
+                self.audit.warning("reconciliation_error", error=reason)
+                self.event_queue.put_nowait(AlertEvent("reconciliation", reason))
 
     def _local_snapshots(self) -> tuple[list[PositionSnapshot], Decimal, list[OrderSnapshot]]:
         led = self.ledger
@@ -1430,51 +1448,77 @@ class LiveTradingEngine:
         """Reconcile with the broker now and apply the configured strategy."""
         return await self._reconcile()
 
-    def _activity_marker(self) -> tuple[int, int, int, int]:
-        om = self.order_manager
-        return (
-            self.stats["events_processed"],
-            om.fill_count,
-            om.submitted_count,
-            len(om._tasks),
-        )
+    def _settle_order_events(self) -> None:
+        """Apply queued broker order events (fills, acks, cancels, rejects) now: they
+        outrank market data anyway, and the broker's answers already include them."""
+        q = self.event_queue
+        while True:
+            ev = q.pop_before(EventPriority.SCHEDULED_TRIGGER)
+            if ev is None:
+                break
+            self.stats["events_processed"] += 1
+            if not self._dispatcher.dispatch_sync(ev):
+                q.put_nowait(ev)
+                break
+
+    def _reconcile_view(self) -> tuple[list[PositionSnapshot], Decimal, list[OrderSnapshot]]:
+        positions, cash, orders = self._local_snapshots()
+        # In flight (NEW: the submit has not returned) or of unknown outcome (resolved by
+        # client id): the venue may or may not list them yet; neither is a discrepancy.
+        skip = (OrderStatus.NEW.value, OrderStatus.UNKNOWN.value)
+        return positions, cash, [o for o in orders if o.status not in skip]
 
     async def _reconcile(self, startup: bool = False) -> ReconciliationReport | None:
-        stable = False
+        """Compare with the broker now, however busy the loop is.
+
+        Local state is read at once before the broker is asked; fills applied during the
+        round trip are recorded, so the broker's answer is compared with every local
+        state it could describe (:meth:`PositionReconciler.build_window_report`). It is
+        never deferred: a tick every few ms cannot starve it.
+        """
+        om = self.order_manager
         try:
             if getattr(self, "_seed_pending", False):
                 # Start-up could not read the account: take it now, before comparing.
                 await self._seed_ledger_from_broker()
                 if self._seed_pending:
                     raise ReconciliationError("the broker account could not be read")
-            for attempt in range(5):
-                # In-flight submissions would show up as spurious orphans: settle them.
-                await self.order_manager.drain()
-                marker = self._activity_marker()
-                positions, cash, orders = self._local_snapshots()
-                # Unknown-outcome orders are being resolved by client id (and block their
-                # asset when overdue): the venue may not list them yet.
-                orders = [o for o in orders if o.status != OrderStatus.UNKNOWN.value]
-                report = await self.reconciler.reconcile_all(
-                    local_positions=positions, local_cash=cash, local_orders=orders
-                )
-                # Events handled while the broker was being asked make the comparison
-                # stale (a fill on one side only): take both views again.
-                if self._activity_marker() == marker:
-                    stable = True
-                    break
-                log.debug("reconciliation_retry", attempt=attempt + 1)
-        except (ReconciliationError, Exception) as exc:
+            if om._tasks:
+                # Let submissions in flight now finish (not ones started meanwhile).
+                await asyncio.gather(*list(om._tasks), return_exceptions=True)
+            self._settle_order_events()
+            before = self._reconcile_view()
+            seq_before = om.sequence
+            self._recon_fills = fills = []
+            try:
+                broker_state = await self.reconciler.fetch_broker_state()
+                self._settle_order_events()
+            finally:
+                self._recon_fills = None
+            after = self._reconcile_view()
+            seen_amounts: dict[Any, set[Decimal]] = {}
+            for asset, amount, _cash in fills:
+                seen_amounts.setdefault(asset, set()).add(amount)
+            # Orders placed or changed during the round trip: the broker saw them at
+            # some instant of it, so a difference about them is not evidence.
+            marks_b = {o.client_order_id: (o.status, o.filled) for o in before[2]}
+            marks_a = {o.client_order_id: (o.status, o.filled) for o in after[2]}
+            moved = {k for k in marks_b.keys() | marks_a.keys() if marks_b.get(k) != marks_a.get(k)}
+            moved.update(f"{om.id_prefix}-{n}" for n in range(seq_before + 1, om.sequence + 1))
+            report = self.reconciler.build_window_report(
+                before,
+                after,
+                seen_amounts,
+                {c for _a, _m, c in fills},
+                broker_state,
+                moved_orders=moved,
+            )
+        except Exception as exc:
             self.reconciliation_state = "unknown"
             reason = f"positions unconfirmed: broker unreachable ({type(exc).__name__}: {exc})"
             self.risk_gate.block(reason)
             log.error("reconciliation_failed", error=reason)
             self.audit.warning("reconciliation_failed", error=reason)
-            return None
-        if not stable:
-            # Never act on a comparison the event loop moved under us; try next round.
-            log.info("reconciliation_deferred_busy", startup=startup)
-            self.audit.record("reconciliation_deferred", reason="state changed during fetch")
             return None
         self.stats["reconciliations"] += 1
         self.last_reconciliation = report
@@ -1493,7 +1537,20 @@ class LiveTradingEngine:
             self.risk_gate.unblock()
             return report
         if strategy is ReconciliationStrategy.TRUST_BROKER:
-            self._trust_broker(report)
+            try:
+                self._trust_broker(report)
+            except Exception as exc:
+                # The broker's state could not be adopted (e.g. a balance with no price):
+                # local state is known wrong, so no new risk; report it and go on.
+                reason = (
+                    f"TRUST_BROKER could not adopt the broker's state ({type(exc).__name__}: {exc})"
+                )
+                self.reconciliation_state = "adjust_failed"
+                self.risk_gate.block(reason)
+                log.error("reconciliation_adjust_failed", error=reason)
+                self.audit.warning("reconciliation_adjust_failed", error=reason)
+                self.event_queue.put_nowait(AlertEvent("reconciliation", reason))
+                return report
             self.reconciliation_state = "adjusted"
             self.risk_gate.unblock()
         elif strategy is ReconciliationStrategy.HALT_AND_ALERT:

@@ -294,24 +294,79 @@ class PositionReconciler:
         local_orders: list[OrderSnapshot],
     ) -> ReconciliationReport:
         """Ask the broker and compare; raises ``ReconciliationError`` if it cannot."""
-        for p in local_positions:
-            if not isinstance(p, PositionSnapshot):
-                raise ReconciliationError(
-                    f"local_positions holds a {type(p).__name__}; pass PositionSnapshot(asset, "
-                    "amount, cost_basis) items"
-                )
-        for o in local_orders:
-            if not isinstance(o, OrderSnapshot):
-                raise ReconciliationError(
-                    f"local_orders holds a {type(o).__name__}; pass OrderSnapshot items"
-                )
+        _check_local(local_positions, local_orders)
         cash = _to_decimal(local_cash, "local_cash")
+        broker = await self.fetch_broker_state()
+        return self.build_report(local_positions, cash, local_orders, broker)
+
+    async def fetch_broker_state(self) -> BrokerState:
+        """The broker's positions, cash and open orders, validated; ``ReconciliationError``
+        if it cannot be asked or answers in the wrong shape."""
         positions, account, orders = await self._fetch()
-        broker = self._broker_state(positions, account, orders)
+        return self._broker_state(positions, account, orders)
+
+    def build_report(
+        self,
+        local_positions: list[PositionSnapshot],
+        local_cash: Decimal,
+        local_orders: list[OrderSnapshot],
+        broker: BrokerState,
+    ) -> ReconciliationReport:
         report = ReconciliationReport(
             position_discrepancies=self.compare_positions(local_positions, broker.positions),
-            cash_discrepancy=self.compare_cash(cash, broker.cash),
+            cash_discrepancy=self.compare_cash(local_cash, broker.cash),
             order_discrepancies=self.compare_orders(local_orders, broker.open_orders),
+            timestamp=datetime.now(UTC),
+            strategy=self.reconciliation_strategy,
+            broker_state=broker,
+        )
+        self.last_report = report
+        return report
+
+    def build_window_report(
+        self,
+        before: LocalView,
+        after: LocalView,
+        seen_amounts: dict[Asset, set[Decimal]],
+        seen_cash: set[Decimal],
+        broker: BrokerState,
+        moved_orders: set[str] | frozenset[str] = frozenset(),
+    ) -> ReconciliationReport:
+        """Compare a broker snapshot taken while local state moved from ``before`` to
+        ``after`` (fills applied during the round trip).
+
+        The broker answered at some instant of that window, each request possibly at a
+        different one, so a broker position or cash balance equal to *any* local value
+        seen during the window (``seen_amounts`` per asset, ``seen_cash``, plus
+        ``before``) is not a discrepancy. An order difference counts only when both the
+        ``before`` and the ``after`` comparison show it and the order was not placed or
+        changed during the window (``moved_orders``, client order ids). What remains is
+        real; it is reported against ``after``, the current local state.
+        """
+        b_pos, b_cash, b_orders = before
+        a_pos, a_cash, a_orders = after
+        was = _net(b_pos)
+        positions = [
+            d
+            for d in self.compare_positions(a_pos, broker.positions)
+            if d.broker_amount != was.get(d.asset, _ZERO)
+            and d.broker_amount not in seen_amounts.get(d.asset, ())
+        ]
+        cash = self.compare_cash(a_cash, broker.cash)
+        if cash is not None and (broker.cash == b_cash or broker.cash in seen_cash):
+            cash = None
+        earlier = {_order_key(d) for d in self.compare_orders(b_orders, broker.open_orders)}
+        orders = [
+            d
+            for d in self.compare_orders(a_orders, broker.open_orders)
+            if _order_key(d) in earlier
+            and (d.client_order_id or d.order_id) not in moved_orders
+            and d.order_id not in moved_orders
+        ]
+        report = ReconciliationReport(
+            position_discrepancies=positions,
+            cash_discrepancy=cash,
+            order_discrepancies=orders,
             timestamp=datetime.now(UTC),
             strategy=self.reconciliation_strategy,
             broker_state=broker,
@@ -459,6 +514,28 @@ class PositionReconciler:
                 )
             )
         return out
+
+
+#: A local view for reconciliation: (positions, cash, open orders).
+LocalView = tuple[list[PositionSnapshot], Decimal, list[OrderSnapshot]]
+
+
+def _order_key(d: OrderDiscrepancy) -> tuple[str, str]:
+    return (d.client_order_id or d.order_id, d.kind)
+
+
+def _check_local(local_positions: list[Any], local_orders: list[Any]) -> None:
+    for p in local_positions:
+        if not isinstance(p, PositionSnapshot):
+            raise ReconciliationError(
+                f"local_positions holds a {type(p).__name__}; pass PositionSnapshot(asset, "
+                "amount, cost_basis) items"
+            )
+    for o in local_orders:
+        if not isinstance(o, OrderSnapshot):
+            raise ReconciliationError(
+                f"local_orders holds a {type(o).__name__}; pass OrderSnapshot items"
+            )
 
 
 def _net(positions: list[PositionSnapshot]) -> dict[Asset, Decimal]:
