@@ -7,7 +7,10 @@
 * **Push**: :meth:`DataFeed.make_event` turns a ``TickData``, a ``Bar`` or a dict into a
   :class:`~rustybt.live.events.MarketDataEvent` (``engine.push_market_data``).
 * **Broker subscription**: :meth:`DataFeed.pump_broker` reads
-  ``broker.get_next_market_data()`` and pushes what it returns.
+  ``broker.get_next_market_data()`` and pushes what it returns. A malformed message or an
+  adapter error is reported (``on_error``) and skipped, never fatal to the pump; only
+  ``max_consecutive_errors`` adapter errors in a row (with growing backoff) end it, and
+  the engine's supervisor reports the dead feed.
 """
 
 from __future__ import annotations
@@ -101,6 +104,10 @@ class DataFeed:
         self._i = 0
         self._wall0: float | None = None
         self._sim0: datetime | None = None
+        #: Adapter errors in a row after which the broker pump gives up (a dead feed).
+        self.max_consecutive_errors = 20
+        #: Longest wait between retries after adapter errors (doubling from 0.05 s).
+        self.error_backoff_max_seconds = 5.0
         self.replaying = False
 
     # --- replay ---------------------------------------------------------------------------
@@ -234,14 +241,38 @@ class DataFeed:
         push: Callable[[Any], None],
         stopping: Callable[[], bool],
         idle_sleep: float = 0.05,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
-        """Forward ``broker.get_next_market_data()`` into ``push`` until stopped."""
+        """Forward ``broker.get_next_market_data()`` into ``push`` until stopped.
+
+        A message ``push`` refuses (malformed) and an exception from the adapter are
+        passed to ``on_error(kind, exc)`` (kind ``"malformed"`` / ``"adapter"``) and
+        skipped. Adapter errors back off (0.05 s doubling to
+        ``error_backoff_max_seconds``); after ``max_consecutive_errors`` in a row the last
+        one is raised: the feed is dead and its supervisor reports it.
+        """
+        failures = 0
         while not stopping():
-            item = await broker.get_next_market_data()
+            try:
+                item = await broker.get_next_market_data()
+            except Exception as exc:
+                failures += 1
+                if on_error is not None:
+                    on_error("adapter", exc)
+                if failures >= self.max_consecutive_errors:
+                    raise
+                await asyncio.sleep(min(0.05 * 2 ** (failures - 1), self.error_backoff_max_seconds))
+                continue
+            failures = 0
             if item is None:
                 await asyncio.sleep(idle_sleep)
                 continue
-            push(item)
+            try:
+                push(item)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error("malformed", exc)
 
 
 def _assets_range(portal: Any, assets: list[Asset]) -> str:

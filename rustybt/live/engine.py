@@ -80,7 +80,7 @@ from rustybt.live.recovery import HaltStore, journal_cut, resume_point
 from rustybt.live.state_lock import StateDirLock
 from rustybt.live.state_manager import StateManager
 from rustybt.live.strategy_executor import StrategyExecutor
-from rustybt.live.supervision import bar_interval
+from rustybt.live.supervision import DataWatchdog, TaskSupervisor, bar_interval
 
 log = structlog.get_logger("rustybt.live")
 _MD = EventPriority.MARKET_DATA
@@ -122,6 +122,7 @@ class LiveTradingEngine:
         audit_log: bool = True,
         cash_tolerance_pct: Decimal = Decimal("0.01"),
         unknown_order_deadline_seconds: float = 30,
+        stale_data_bars: float = 5,
     ) -> None:
         if not isinstance(strategy, TradingAlgorithm):
             raise ConfigError(
@@ -139,6 +140,11 @@ class LiveTradingEngine:
             )
         if checkpoint_interval_seconds <= 0 or reconciliation_interval_seconds <= 0:
             raise ConfigError("checkpoint and reconciliation intervals must be > 0 seconds")
+        if not stale_data_bars > 0:
+            raise ConfigError(
+                f"stale_data_bars={stale_data_bars!r} must be > 0 (bar intervals without "
+                "market data, while the market is open, before new risk is blocked), e.g. 5"
+            )
         if not unknown_order_deadline_seconds > 0:
             raise ConfigError(
                 f"unknown_order_deadline_seconds={unknown_order_deadline_seconds!r} must be > 0 "
@@ -271,6 +277,8 @@ class LiveTradingEngine:
             "checkpoint_failures": 0,
             "strategy_calls_skipped": 0,
             "reconciliation_errors": 0,
+            "data_errors": 0,
+            "task_failures": 0,
         }
         self.last_checkpoint_error: str | None = None
         self.stop_after_market_events: int | None = None
@@ -280,6 +288,9 @@ class LiveTradingEngine:
         self._value_day: Any = None
         self.on_progress: Callable[[LiveTradingEngine], None] | None = None
         self._bar_seconds = bar_interval(data_portal).total_seconds()
+        self.stale_data_seconds = self._bar_seconds * float(stale_data_bars)
+        self.supervisor = TaskSupervisor(self._on_task_failure, lambda: self._stop)
+        self.watchdog: DataWatchdog | None = None
         self._breaker_bucket: int | None = None
         self._value_dt: datetime | None = None
         self._recon_fills: list[tuple[Any, Decimal, Decimal]] | None = None
@@ -538,6 +549,8 @@ class LiveTradingEngine:
             "trading_blocked": self.risk_gate.blocked_reason,
             "holds": self.risk_gate.holds,
             "unknown_orders": om.unknown_orders(),
+            "task_failures": dict(self.supervisor.failures),
+            "data_stale": self.watchdog is not None and self.watchdog.stale,
             "circuit_breakers": cb.get_status(),
             "reconciliation": self.reconciliation_state,
             "broker_connected": self.broker_connected,
@@ -639,10 +652,12 @@ class LiveTradingEngine:
             assets = list(self.executor.used_assets)
             if assets:
                 await broker.subscribe_market_data(assets)
-            self._tasks.append(
-                asyncio.create_task(
-                    self.feed.pump_broker(broker, self.push_market_data, lambda: self._stop)
-                )
+            self.supervisor.spawn(
+                "feed",
+                self.feed.pump_broker(
+                    broker, self.push_market_data, lambda: self._stop, on_error=self._on_feed_error
+                ),
+                critical=True,
             )
 
         if self._restored_from is not None:
@@ -650,8 +665,20 @@ class LiveTradingEngine:
             await self._checkpoint_quietly()
         self._setup_scheduler()
         await self._reconcile(startup=True)
-        self._tasks.append(asyncio.create_task(self._checkpoint_loop()))
-        self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+        sup = self.supervisor
+        sup.spawn("checkpoint", self._checkpoint_loop())
+        sup.spawn("reconcile", self._reconcile_loop(), critical=True)
+        self.watchdog = DataWatchdog(
+            self.stale_data_seconds,
+            self.executor.primary_calendar,
+            self._on_data_stale,
+            self._on_data_fresh,
+        )
+        sup.spawn(
+            "watchdog",
+            self.watchdog.run(lambda: self._stop, lambda: self.feed.replaying, self.scheduler),
+            critical=True,
+        )
         if self._control_enabled:
             from rustybt.live.control import ControlServer
 
@@ -1153,6 +1180,8 @@ class LiveTradingEngine:
             self._sim_now = ev.dt
         self.stats["market_events"] += 1
         self.order_manager.last_event_enqueued_ns = ev.enqueued_ns
+        if self.watchdog is not None:
+            self.watchdog.on_data()
         bars = ev.bars
         self.broker.on_market_data(bars)
         ex = self.executor
@@ -1282,6 +1311,38 @@ class LiveTradingEngine:
         self.stats["strategy_errors"] += 1
         self.audit.warning("strategy_error", where=where, error=f"{type(exc).__name__}: {exc}")
         self.circuit_breakers.on_error(self.clock())
+
+    # --- supervision -----------------------------------------------------------------------
+    def _on_task_failure(self, name: str, what: str, critical: bool) -> None:
+        self.stats["task_failures"] += 1
+        message = f"background task {name!r} died: {what}"
+        if critical:
+            self.risk_gate.hold(f"task:{name}", f"{message}; new risk blocked until restart")
+        self.audit.warning("background_task_failed", task=name, error=what, critical=critical)
+        self.event_queue.put_nowait(AlertEvent("task_failed", message, {"task": name}))
+
+    def _on_feed_error(self, kind: str, exc: BaseException) -> None:
+        """A malformed market-data message or a market-data adapter error: skipped,
+        counted, and fed to the error-rate breaker."""
+        self.stats["data_errors"] += 1
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("market_data_error", kind=kind, error=error, count=self.stats["data_errors"])
+        self.audit.warning("market_data_error", kind=kind, error=error)
+        self.circuit_breakers.on_error(self._value_dt or self.clock())
+
+    def _on_data_stale(self, quiet_seconds: float) -> None:
+        reason = (
+            f"no market data for {quiet_seconds:.0f}s (limit {self.stale_data_seconds:g}s) "
+            "while the market is open"
+        )
+        self.risk_gate.hold("data_stale", reason)
+        self.audit.warning("market_data_stale", seconds=round(quiet_seconds, 3))
+        self.event_queue.put_nowait(AlertEvent("market_data_stale", reason))
+
+    def _on_data_fresh(self) -> None:
+        self.risk_gate.release("data_stale")
+        self.audit.record("market_data_resumed")
+        log.info("market_data_resumed")
 
     def _on_unknown_overdue(self, order: Order) -> None:
         secs = self.order_manager.unknown_deadline_seconds
@@ -1462,11 +1523,15 @@ class LiveTradingEngine:
                 break
 
     def _reconcile_view(self) -> tuple[list[PositionSnapshot], Decimal, list[OrderSnapshot]]:
-        positions, cash, orders = self._local_snapshots()
-        # In flight (NEW: the submit has not returned) or of unknown outcome (resolved by
-        # client id): the venue may or may not list them yet; neither is a discrepancy.
+        return self._local_snapshots()
+
+    @staticmethod
+    def _in_flight(orders: list[OrderSnapshot]) -> set[str]:
+        """Orders in flight (NEW: the submit has not returned) or of unknown outcome
+        (resolved by client id): the venue may or may not list them yet, so a difference
+        about them is not a discrepancy; they still match the broker's copy."""
         skip = (OrderStatus.NEW.value, OrderStatus.UNKNOWN.value)
-        return positions, cash, [o for o in orders if o.status not in skip]
+        return {o.client_order_id or o.order_id for o in orders if o.status in skip}
 
     async def _reconcile(self, startup: bool = False) -> ReconciliationReport | None:
         """Compare with the broker now, however busy the loop is.
@@ -1505,6 +1570,7 @@ class LiveTradingEngine:
             marks_a = {o.client_order_id: (o.status, o.filled) for o in after[2]}
             moved = {k for k in marks_b.keys() | marks_a.keys() if marks_b.get(k) != marks_a.get(k)}
             moved.update(f"{om.id_prefix}-{n}" for n in range(seq_before + 1, om.sequence + 1))
+            moved |= self._in_flight(before[2]) | self._in_flight(after[2])
             report = self.reconciler.build_window_report(
                 before,
                 after,
@@ -1671,6 +1737,7 @@ class LiveTradingEngine:
             return
         self._shutdown_done = True
         self._stop = True
+        await self.supervisor.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

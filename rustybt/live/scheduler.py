@@ -244,6 +244,14 @@ class TradingScheduler:
         return self._started
 
     @property
+    def alive(self) -> bool:
+        """False once a started real-time scheduler has stopped firing (its APScheduler is
+        no longer running) without :meth:`shutdown`; the engine's watchdog reports it."""
+        if not self._started or self._aps is None:
+            return True
+        return bool(self._aps.running)
+
+    @property
     def start_pending(self) -> bool:
         """True when :meth:`start` was called outside an event loop and is waiting for one."""
         return self._start_pending

@@ -125,11 +125,27 @@ class DataWatchdog:
         self._on_stale(quiet)
         return True
 
-    async def run(self, stopping: Callable[[], bool]) -> None:
+    async def run(
+        self,
+        stopping: Callable[[], bool],
+        replaying: Callable[[], bool] = lambda: False,
+        scheduler: Any = None,
+    ) -> None:
+        """Check at a quarter of the limit (at most every 5 s) until ``stopping()``.
+
+        A bundle replay is not a live feed (nothing is expected from the venue). It also
+        watches the real-time ``scheduler``: one that stopped while the engine runs is
+        reported as a failure of this task.
+        """
         interval = max(0.01, min(self.stale_after_seconds / 4, 5.0))
         while not stopping():
             await asyncio.sleep(interval)
+            if replaying():
+                self.last_data = self._now()
+                continue
             self.check()
+            if scheduler is not None and not getattr(scheduler, "alive", True) and not stopping():
+                raise RuntimeError("the real-time scheduler stopped while the engine runs")
 
 
 def market_open(calendar: str, dt: datetime) -> bool:

@@ -98,8 +98,10 @@ async def wait_until(predicate, what: str, timeout: float = 10) -> None:
 async def running(engine: LiveTradingEngine):
     task = asyncio.create_task(engine.run())
     try:
-        # start-up is done once the periodic tasks (after the first reconciliation) exist
-        await wait_until(lambda: len(engine._tasks) >= 3 or task.done(), "engine start-up")
+        # start-up is done once the supervised tasks (after the first reconciliation) exist
+        await wait_until(
+            lambda: len(engine.supervisor.tasks) >= 3 or task.done(), "engine start-up"
+        )
         if task.done():
             task.result()
         yield task
