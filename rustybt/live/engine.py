@@ -1685,8 +1685,9 @@ class LiveTradingEngine:
         broker_ids |= {o.order_id for o in bs.open_orders}
         cancelled = []
         for order in list(om.iter_open_orders()):
-            if order.status is OrderStatus.UNKNOWN:
-                continue  # resolved by client order id, not by its absence from a list
+            if order.status is OrderStatus.UNKNOWN or order.status is OrderStatus.NEW:
+                # In flight, or resolved by client order id: not by absence from a list.
+                continue
             if order.id not in broker_ids and (order.broker_order_id or order.id) not in broker_ids:
                 om.mark_cancelled(order, "not open at the broker (TRUST_BROKER)")
                 cancelled.append(order.id)

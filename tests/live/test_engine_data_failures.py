@@ -141,3 +141,21 @@ def test_stale_data_bars_must_be_positive():
 
     with pytest.raises(ConfigError, match="stale_data_bars"):
         make_engine(Counting(), stale_data_bars=0)
+
+
+async def test_a_real_time_scheduler_that_stops_firing_is_reported_and_blocks_new_risk():
+    strategy = CryptoIdle()
+    engine = make_engine(strategy, replay=False, stop_when_data_ends=False, stale_data_bars=0.01)
+    task = asyncio.create_task(engine.run())
+    try:
+        await wait_until(lambda: engine.get_status()["reconciliation"] == "ok", "startup")
+        assert engine.scheduler.alive
+        # The scheduler's APScheduler stops behind the engine's back (e.g. it crashed).
+        engine.scheduler._aps.shutdown(wait=False)
+        await wait_until(lambda: "watchdog" in engine.get_status()["task_failures"], "report", 5)
+        status = engine.get_status()
+        assert "scheduler stopped" in status["task_failures"]["watchdog"]
+        assert status["can_trade"] is False and "task:watchdog" in status["holds"]
+    finally:
+        await engine.shutdown()
+        await asyncio.wait_for(task, 10)
