@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint format bench clean
+.PHONY: run test test-slow lint format bench bench-full clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,8 +30,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# quick (under 20 minutes on 2 cores): ratios table first, 3 runs of every backtest job
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m benchmarks.run_all --runs 3 --only backtest,history,live,journal,risk_gate,checkpoint
+
+# everything: every section (restart, reconcile, soak, venues), 5 runs per backtest job
+bench-full: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all --runs 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -49,6 +49,7 @@ BACKTEST_TARGET_RATIO = 5
 LIVE_TARGET_EPS = 100_000
 LIVE_TARGET_P99_US = 100
 BASELINE = "bare-decimal"
+CEILING = "pandas-ceiling"
 RUSTYBT = "rustybt"
 
 # Figures quoted in the issue for this machine kind (run call only, median of 5).
@@ -75,6 +76,9 @@ class Context:
     results: dict[str, SectionResult] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     log: Callable[[str], None] = print
+    prepared: set[str] = field(default_factory=set)
+    ratios_markdown: str = ""
+    load_at_start: str = field(default_factory=lambda: _loadavg())
 
 
 @dataclass
@@ -91,6 +95,13 @@ class SectionResult:
 class Section:
     name: str
     run: Callable[[Context], SectionResult]
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3]) + " (1, 5, 15 min)"
+    except OSError:
+        return "unknown"
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -198,6 +209,8 @@ class Job:
     script: str
     args: Callable[[Context, Dataset], list[str]] = lambda ctx, ds: []
     fills: str = ""
+    style: str = "sums"
+    framework: str = ""  # the column of the ratio table (defaults to the name)
 
     def python(self, ctx: Context) -> str:
         if self.peer is None:
@@ -211,6 +224,7 @@ class Job:
             "--data-dir",
             str(ds.directory),
             *self.args(ctx, ds),
+            *(["--style", self.style] if self.style != "sums" else []),
         ]
 
 
@@ -226,21 +240,61 @@ def _bundle(ds: Dataset) -> str:
     return f"bench-{ds.tag}"
 
 
+_RB_FILLS = "bar t+1, at that bar's close (an order never fills on the bar that triggered it)"
+_ZL_FILLS = "bar t+1, at that bar's close (zipline's minute-mode rule)"
+_NT_FILLS = (
+    "bar t itself: the simulated venue has already seen bar t, so a market order sent from "
+    "on_bar fills at once at its close"
+)
+_ZL_ARGS: Callable[[Context, Dataset], list[str]] = lambda ctx, ds: [  # noqa: E731
+    "--zipline-root",
+    str(_zipline_root(ctx, ds)),
+]
+_RB_ARGS: Callable[[Context, Dataset], list[str]] = lambda ctx, ds: ["--bundle", _bundle(ds)]  # noqa: E731
+
+#: Every job. ``style`` (see ``benchmarks/peers/_common.py``): ``sums`` = running sums;
+#: ``history`` = the framework's idiomatic way (one ``data.history`` call per minute for all
+#: assets; built-in SMA indicators where there is no ``data.history``); ``history-per-asset``
+#: = one ``data.history`` call per asset.
 JOBS: list[Job] = [
+    Job(RUSTYBT, None, "benchmarks/rustybt_job.py", _RB_ARGS, _RB_FILLS),
     Job(
-        RUSTYBT,
+        "rustybt [history]",
         None,
         "benchmarks/rustybt_job.py",
-        lambda ctx, ds: ["--bundle", _bundle(ds)],
-        "bar t+1 (an order never fills on the bar that triggered it)",
-    ),
+        _RB_ARGS,
+        _RB_FILLS,
+        "history",
+        RUSTYBT,
+    ),  # fmt: skip
     Job(
-        "zipline-reloaded",
+        "rustybt [history per asset]",
+        None,
+        "benchmarks/rustybt_job.py",
+        _RB_ARGS,
+        _RB_FILLS,
+        "history-per-asset",
+        RUSTYBT,
+    ),  # fmt: skip
+    Job("zipline-reloaded", "zipline", "benchmarks/peers/zipline_job.py", _ZL_ARGS, _ZL_FILLS),
+    Job(
+        "zipline-reloaded [history]",
         "zipline",
         "benchmarks/peers/zipline_job.py",
-        lambda ctx, ds: ["--zipline-root", str(_zipline_root(ctx, ds))],
-        "bar t+1, at that bar's close (zipline's minute-mode rule)",
-    ),
+        _ZL_ARGS,
+        _ZL_FILLS,
+        "history",
+        "zipline-reloaded",
+    ),  # fmt: skip
+    Job(
+        "zipline-reloaded [history per asset]",
+        "zipline",
+        "benchmarks/peers/zipline_job.py",
+        _ZL_ARGS,
+        _ZL_FILLS,
+        "history-per-asset",
+        "zipline-reloaded",
+    ),  # fmt: skip
     Job(
         "backtrader-pandas",
         "backtrader",
@@ -256,18 +310,37 @@ JOBS: list[Job] = [
         "bar t+1, at that bar's open",
     ),
     Job(
-        "nautilus-trader",
+        "backtrader-direct [SMA indicators]",
+        "backtrader",
+        "benchmarks/peers/backtrader_job.py",
+        lambda ctx, ds: ["--variant", "direct"],
+        "bar t+1, at that bar's open",
+        "history",
+        "backtrader-direct",
+    ),  # fmt: skip
+    Job("nautilus-trader", "nautilus", "benchmarks/peers/nautilus_job.py", fills=_NT_FILLS),
+    Job(
+        "nautilus-trader [SMA indicators]",
         "nautilus",
         "benchmarks/peers/nautilus_job.py",
-        fills="bar t itself: the simulated venue has already seen bar t, so a market order "
-        "sent from on_bar fills at once at its close",
-    ),
+        fills=_NT_FILLS,
+        style="history",
+        framework="nautilus-trader",
+    ),  # fmt: skip
     Job(
         BASELINE,
         None,
         "benchmarks/peers/bare_decimal.py",
-        fills="bar t+1, at that bar's open (hand-written, same rule as RustyBT)",
+        fills="bar t+1, at that bar's open (hand-written)",
     ),
+    Job(
+        CEILING,
+        None,
+        "benchmarks/peers/bare_decimal.py",
+        fills="bar t+1, at that bar's open (hand-written)",
+        style="history",
+        framework=CEILING,
+    ),  # fmt: skip
 ]
 JOB_NAMES = [j.name for j in JOBS]
 
@@ -334,14 +407,15 @@ def _prepare(job: Job, ctx: Context, ds: Dataset) -> str | None:
             if not setup_peers.ensure_peer(spec, ctx.bench_dir):
                 reason = setup_peers.install_failure(spec, ctx.bench_dir) or "install failed"
                 return f"install failed: {reason}"
-    if job.name == RUSTYBT:
+    if (job.name == RUSTYBT or job.framework == RUSTYBT) and RUSTYBT not in ctx.prepared:
+        ctx.prepared.add(RUSTYBT)
         try:
             how = _ingest_for_rustybt(ds, _rustybt_root(ctx))
             ctx.notes.append(f"RustyBT bundle `{_bundle(ds)}` written by {how}.")
             ctx.log(f"rustybt: bundle {_bundle(ds)} ingested via {how}")
         except Exception as exc:  # any RustyBT failure is a result to report, not a crash
             return f"not available (ingest failed: {type(exc).__name__}: {exc})"
-    if job.name == "zipline-reloaded":
+    if job.peer == "zipline":
         root = _zipline_root(ctx, ds)
         stamp = root / ".ingested"
         if not stamp.exists():
@@ -359,7 +433,7 @@ def _prepare(job: Job, ctx: Context, ds: Dataset) -> str | None:
 def _job_env(job: Job, ctx: Context) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = "0"
-    if job.name == RUSTYBT:
+    if job.peer is None:
         env["RUSTYBT_ROOT"] = str(_rustybt_root(ctx))
     return env
 
@@ -379,14 +453,20 @@ class JobSummary:
     failures: list[str]
     trades: list[list[Any]]
     trades_sha: str
+    fill_log: list[list[Any]] = field(default_factory=list)
+    style: str = "sums"
+    data_bars: int = 0
 
     @property
     def bars_per_s(self) -> float:
-        return self.bars / self.wall_s if self.wall_s > 0 else float("inf")
+        # the data set's bars: a job whose strategy starts after a warm-up still read them all
+        bars = self.data_bars or self.bars
+        return bars / self.wall_s if self.wall_s > 0 else float("inf")
 
     @property
     def us_per_bar(self) -> float:
-        return self.wall_s / self.bars * 1e6 if self.bars else float("nan")
+        bars = self.data_bars or self.bars
+        return self.wall_s / bars * 1e6 if bars else float("nan")
 
 
 def _summarise(name: str, ms: list[Measurement], failures: list[str]) -> JobSummary:
@@ -406,22 +486,9 @@ def _summarise(name: str, ms: list[Measurement], failures: list[str]) -> JobSumm
         failures=failures,
         trades=[list(t) for t in last.get("trades", [])],
         trades_sha=str(last.get("trades_sha", "")),
+        fill_log=[list(f) for f in last.get("fill_log", [])],
+        style=str(last.get("style", "sums")),
     )
-
-
-def _compare_trades(ref: JobSummary, other: JobSummary) -> str:
-    if other.trades_sha == ref.trades_sha and len(other.trades) == len(ref.trades):
-        return "identical"
-    a = {tuple(t) for t in ref.trades}
-    b = {tuple(t) for t in other.trades}
-    missing = sorted(a - b, key=lambda t: (t[1], t[0]))
-    extra = sorted(b - a, key=lambda t: (t[1], t[0]))
-    parts = [f"{len(missing)} missing", f"{len(extra)} extra"]
-    if missing:
-        parts.append(f"first missing {list(missing[0])}")
-    if extra:
-        parts.append(f"first extra {list(extra[0])}")
-    return "DIFFERENT: " + ", ".join(parts)
 
 
 def _last_bar(ds: Dataset) -> str:
@@ -433,6 +500,194 @@ def _last_bar(ds: Dataset) -> str:
 
 def _fmt_int(v: float) -> str:
     return f"{v:,.0f}"
+
+
+_STYLE_LABEL = {
+    "sums": "running sums (`3·Σ10` vs `Σ30`)",
+    "history": "idiomatic: one `data.history` per minute for all assets (peers without it: "
+    "built-in SMA indicators)",
+    "history-per-asset": "idiomatic: one `data.history` per asset per minute",
+}
+_PEER_FRAMEWORKS = ("zipline-reloaded", "backtrader-direct", "nautilus-trader")
+
+
+def _framework(job: Job) -> str:
+    return job.framework or job.name
+
+
+def _ratio_table(
+    summaries: dict[str, JobSummary], jobs: dict[str, Job]
+) -> tuple[str, dict[str, Any]]:
+    """RustyBT's speed over each peer's, style by style, plus the pandas ceiling."""
+    cell: dict[tuple[str, str], JobSummary] = {}
+    for name, s in summaries.items():
+        job = jobs[name]
+        cell[(_framework(job), job.style)] = s
+    rows = []
+    raw: dict[str, Any] = {}
+    for style in ("history", "history-per-asset", "sums"):
+        rb = cell.get((RUSTYBT, style))
+        if rb is None:
+            continue
+        row = [_STYLE_LABEL[style], f"{rb.bars_per_s:,.0f}"]
+        for peer in _PEER_FRAMEWORKS:
+            ps = cell.get((peer, style))
+            if ps is None:
+                row.append("—")
+                continue
+            ratio = rb.bars_per_s / ps.bars_per_s
+            raw[f"{style}/{peer}"] = ratio
+            row.append(f"**{ratio:.2f}×** ({ps.bars_per_s:,.0f})")
+        ceiling = cell.get((CEILING, style)) if style == "history" else None
+        if ceiling is not None:
+            frac = ceiling.bars_per_s / rb.bars_per_s
+            raw["history/ceiling_over_rustybt"] = frac
+            row.append(f"{frac:.2f}× slower than the ceiling ({ceiling.bars_per_s:,.0f})")
+        else:
+            row.append("—")
+        rows.append(row)
+    if not rows:
+        return "_RustyBT was not measured: no ratios._", raw
+    head = ["job style", "RustyBT bars/s"]
+    head += [f"vs {p} (its bars/s)" for p in _PEER_FRAMEWORKS]
+    head.append("vs the user's pandas work alone")
+    text = (
+        "Speed ratio = RustyBT bars/s ÷ the peer's bars/s, each written in the same style; "
+        "above 1 favours RustyBT. Goals (issue #19): idiomatic ≥ 1.5× zipline-reloaded and "
+        "within 1.3× of the ceiling (the same user code on pre-built pandas objects, "
+        f"`{CEILING}`), per asset ≥ 1.2× zipline-reloaded, running sums ≥ 6×.\n\n"
+        + _table(head, rows)
+    )
+    return text, raw
+
+
+def _bars_by_symbol(ds: Dataset) -> dict[str, tuple[list[str], dict[str, int], list[list[int]]]]:
+    """Per symbol: bar times, time -> row, and rows of (open, high, low, close) in cents."""
+    out = {}
+    for path in ds.paths:
+        times: list[str] = []
+        ohlc: list[list[int]] = []
+        with path.open() as fh:
+            next(fh)
+            for line in fh:
+                if not line.strip():
+                    continue
+                parts = line.rstrip("\n").split(",")
+                times.append(parts[0])
+                ohlc.append([round(float(x) * 100) for x in parts[1:5]])
+        out[path.stem] = (times, {t: i for i, t in enumerate(times)}, ohlc)
+    return out
+
+
+def _classify_fill(bars: Any, fill: list[Any]) -> str:
+    """Which bar and price a fill took, relative to the bar its order was placed on."""
+    symbol, placed, filled, _amount, price = fill
+    times, row, ohlc = bars.get(symbol, ([], {}, []))
+    t = row.get(placed)
+    f = row.get(filled)
+    if t is None or f is None:
+        return "unknown bar"
+    lag = f - t
+    names = ["open", "high", "low", "close"]
+    hits = [n for n, v in zip(names, ohlc[f], strict=True) if v == price]
+    where = "=".join(hits) if hits else "another price"
+    return f"bar t{'' if lag == 0 else f'+{lag}'} {where}"
+
+
+def _fills_report(
+    ds: Dataset, summaries: dict[str, JobSummary], jobs: dict[str, Job], ref_name: str
+) -> str:
+    """Every job's orders and fill events against the reference's, order by order."""
+    bars = _bars_by_symbol(ds)
+    ref = summaries[ref_name]
+    ref_fills = {(f[0], f[1]): f for f in ref.fill_log}
+    last_bar = _last_bar(ds)
+    rows = []
+    details: list[str] = []
+    for name, s in summaries.items():
+        orders = {tuple(t) for t in s.trades}
+        ref_orders = {tuple(t) for t in ref.trades}
+        missing = sorted(ref_orders - orders, key=lambda t: (t[1], t[0]))
+        extra = sorted(orders - ref_orders, key=lambda t: (t[1], t[0]))
+        kinds: dict[str, int] = {}
+        for f in s.fill_log:
+            k = _classify_fill(bars, f)
+            kinds[k] = kinds.get(k, 0) + 1
+        same_time = same_price = 0
+        first_diff = None
+        for f in s.fill_log:
+            r = ref_fills.get((f[0], f[1]))
+            if r is None:
+                continue
+            same_time += r[2] == f[2]
+            same_price += r[4] == f[4]
+            if first_diff is None and (r[2], r[4]) != (f[2], f[4]):
+                first_diff = (f, r)
+        on_last = sum(1 for t in s.trades if t[1] == last_bar)
+        verdict = "reference" if name == ref_name else (
+            "same orders" if not missing and not extra else
+            f"{len(missing)} missing, {len(extra)} extra"
+        )  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{len(s.trades):,}",
+                f"{len(s.fill_log):,}",
+                verdict,
+                "; ".join(f"{k}: {v:,}" for k, v in sorted(kinds.items())) or "—",
+                f"{same_time:,} / {same_price:,}",
+                jobs[name].fills + (f"; {on_last} order(s) on the final bar" if on_last else ""),
+            ]
+        )
+        if missing or extra:
+            first = (missing or extra)[0]
+            details.append(
+                f"- **{name}**: {len(missing)} of the reference's orders missing, {len(extra)} "
+                f"extra; first: {'missing' if missing else 'extra'} {list(first)}."
+                + _why_different(s.style, jobs[name])
+            )
+        elif first_diff is not None and name != ref_name:
+            f, r = first_diff
+            details.append(
+                f"- **{name}**: first fill that differs from the reference: order "
+                f"{f[0]} placed {f[1]} filled {f[2]} at {f[4]}¢ (reference: {r[2]} at "
+                f"{r[4]}¢) — the framework's fill convention, not a different decision."
+            )
+    text = (
+        f"An order is (symbol, bar it was placed on, side, quantity); a fill event is (symbol, "
+        f"order's bar, fill bar, signed amount, price in cents), one per fill event "
+        f"(`fills` counts events, not orders with a fill). Both compared with `{ref_name}`, "
+        "whose rule is exact (running sums of Decimals). *Fill taken* classifies every fill "
+        "against the data: the bar it happened on relative to the order's bar t, and which "
+        "of that bar's prices it took.\n\n"
+        + _table(
+            [
+                "job",
+                "orders",
+                "fill events",
+                "orders vs reference",
+                "fill taken",
+                "same fill bar / same price as reference",
+                "fill rule",
+            ],
+            rows,
+        )
+    )
+    if details:
+        text += "\n\nWhere and why they differ:\n\n" + "\n".join(details)
+    return text
+
+
+def _why_different(style: str, job: Job) -> str:
+    if style == "sums":
+        return " Unexpected: the running-sums rule is exact in every framework."
+    if job.peer is None:
+        return " Unexpected: RustyBT's history values and means are exact Decimals."
+    return (
+        " Expected: this framework's averages are floats, so a tie (`3·Σ10 = Σ30`) or a "
+        "difference below float resolution can come out either way, and the sign flips the "
+        "decision on that bar (and the position path after it)."
+    )
 
 
 def backtest_section(ctx: Context) -> SectionResult:
@@ -481,6 +736,8 @@ def backtest_section(ctx: Context) -> SectionResult:
         for j in ready
         if measurements[j.name]
     }
+    for s in summaries.values():
+        s.data_bars = ds.bars
     rss_source = next((s.rss_source for s in summaries.values()), "not measured")
     md: list[str] = []
     md.append(
@@ -538,74 +795,19 @@ def backtest_section(ctx: Context) -> SectionResult:
         else "_No job produced a result._"
     )
 
-    # Ratios: RustyBT over each peer.
     rb = summaries.get(RUSTYBT)
-    md.append("### RustyBT / peer ratios")
-    if rb is None:
-        why = unavailable.get(RUSTYBT, "not selected")
-        md.append(f"RustyBT: {why}. No ratios.")
-    else:
-        ratio_rows = []
-        for name, s in summaries.items():
-            if name == RUSTYBT:
-                continue
-            ratio_rows.append(
-                [
-                    name + (" (ceiling)" if name == BASELINE else ""),
-                    f"{rb.wall_s / s.wall_s:.3f}",
-                    f"{rb.bars_per_s / s.bars_per_s:.3g}×",
-                    f"{rb.rss_mb / s.rss_mb:.2f}",
-                ]
-            )
-        md.append(
-            "Wall and RSS ratios below 1 and a speed ratio above 1 favour RustyBT.\n\n"
-            + _table(
-                ["peer", "wall ratio (RustyBT/peer)", "speed (RustyBT bars/s ÷ peer)", "RSS ratio"],
-                ratio_rows,
-            )
-        )
+    by_name = {j.name: j for j in selected}
+    ratio_md, ratio_raw = _ratio_table(summaries, by_name)
+    ctx.ratios_markdown = ratio_md
+    md.append("### RustyBT / peer ratios, same style")
+    md.append(ratio_md)
 
-    # Trades.
-    md.append("### Same trades?")
+    md.append("### Orders and fills, order by order")
     ref_name = BASELINE if BASELINE in summaries else next(iter(summaries), None)
     if ref_name is None:
         md.append("_Nothing to compare._")
     else:
-        ref = summaries[ref_name]
-        last_bar = _last_bar(ds)
-        trade_rows = []
-        for j in selected:
-            s = summaries.get(j.name)
-            if s is None:
-                continue
-            on_last = sum(1 for t in s.trades if t[1] == last_bar)
-            trade_rows.append(
-                [
-                    j.name,
-                    f"{s.orders:,}",
-                    "n/a" if s.fills is None else f"{s.fills:,}",
-                    s.trades_sha,
-                    _compare_trades(ref, s) if j.name != ref_name else "reference",
-                    j.fills + (f"; {on_last} order(s) on the final bar" if on_last else ""),
-                ]
-            )
-        md.append(
-            "A trade is (symbol, bar on which the order was placed, side, quantity), compared "
-            f"with `{ref_name}`. The rule compares exact running sums (`3·Σ10 > Σ30`) of whole "
-            "cents or Decimals, so float-based frameworks decide exactly like Decimal ones.\n\n"
-            + _table(
-                ["job", "orders", "fills", "trades sha", "vs reference", "fills on"], trade_rows
-            )
-        )
-        md.append(
-            "Why fill conventions do not change the trades: every framework here applies a "
-            "market order's fill before the same symbol's next decision (on bar t itself for "
-            "NautilusTrader, at bar t+1 before the strategy sees it for the others), so "
-            '"flat" or "long" at decision time is the same everywhere. The conventions change '
-            "only the fill *price* (bar t close, bar t+1 open or bar t+1 close), hence P&L, "
-            "which is not compared. An order placed on the very last bar never fills in a "
-            "next-bar model, so fills can be one lower per such order than orders."
-        )
+        md.append(_fills_report(ds, summaries, by_name, ref_name))
 
     if ctx.notes:
         md.append("### Notes")
@@ -637,7 +839,11 @@ def backtest_section(ctx: Context) -> SectionResult:
     md.append("```\n" + "\n".join(cmds) + "\n```")
 
     fastest_peer = max(
-        (s for n, s in summaries.items() if n not in (RUSTYBT, BASELINE)),
+        (
+            s
+            for n, s in summaries.items()
+            if s.style == "sums" and n not in (RUSTYBT, BASELINE, CEILING)
+        ),
         key=lambda s: s.bars_per_s,
         default=None,
     )
@@ -649,12 +855,13 @@ def backtest_section(ctx: Context) -> SectionResult:
             "bars": ds.bars,
         },
         "jobs": {
-            n: {k: v for k, v in s.__dict__.items() if k != "trades"}
+            n: {k: v for k, v in s.__dict__.items() if k not in ("trades", "fill_log")}
             | {"bars_per_s": s.bars_per_s, "us_per_bar": s.us_per_bar}
             for n, s in summaries.items()
         },
         "unavailable": unavailable,
         "rustybt_bars_per_s": rb.bars_per_s if rb else None,
+        "ratios": ratio_raw,
         "fastest_peer": fastest_peer.name if fastest_peer else None,
         "fastest_peer_bars_per_s": fastest_peer.bars_per_s if fastest_peer else None,
     }
@@ -751,6 +958,7 @@ def module_section(module: str, title: str) -> Callable[[Context], SectionResult
 #: from raw keys ``events_per_s`` and ``tick_to_submit_p99_us`` (in rows or raw).
 SECTIONS: list[Section] = [
     Section("backtest", backtest_section),
+    Section("history", module_section("bench_history", "data.history per call")),
     Section("checkpoint", module_section("bench_checkpoint", "Checkpoint save/load")),
     Section("journal", module_section("bench_journal", "Order journal (write before send)")),
     Section("live", module_section("bench_live", "Live engine: events/s and tick-to-submit")),
@@ -819,6 +1027,31 @@ def targets_markdown(ctx: Context) -> str:
         return "not measured" if value is None else ("**met**" if ok else "**missed**")
 
     ratio = bps / peer_bps if bps and peer_bps else None
+    ratios = raw.get("ratios", {})
+    idiom_rows = []
+    for key, goal, what in (
+        ("history/zipline-reloaded", 1.5, "idiomatic job vs zipline-reloaded"),
+        ("history-per-asset/zipline-reloaded", 1.2, "per-asset history vs zipline-reloaded"),
+        ("sums/zipline-reloaded", 6.0, "running sums vs zipline-reloaded"),
+    ):
+        value = ratios.get(key)
+        idiom_rows.append(
+            [
+                what,
+                f"≥ {goal}×",
+                "—" if value is None else f"{value:.2f}×",
+                verdict(value, value is not None and value >= goal),
+            ]
+        )
+    ceil = ratios.get("history/ceiling_over_rustybt")
+    idiom_rows.append(
+        [
+            "idiomatic job vs the user's pandas work alone",
+            "within 1.3× of the ceiling",
+            "—" if ceil is None else f"{ceil:.2f}× slower",
+            verdict(ceil, ceil is not None and ceil <= 1.3),
+        ]
+    )
     rows = [
         [
             "backtest throughput",
@@ -832,6 +1065,7 @@ def targets_markdown(ctx: Context) -> str:
             "—" if ratio is None else f"{ratio:.2f}×",
             verdict(ratio, ratio is not None and ratio >= BACKTEST_TARGET_RATIO),
         ],
+        *idiom_rows,
         [
             "live engine throughput",
             f"≥ {LIVE_TARGET_EPS:,} events/s",
@@ -860,7 +1094,16 @@ def render(ctx: Context, started: datetime, finished: datetime) -> str:
         "_Generated by `benchmarks/run_all.py`; do not edit by hand — rerun `make bench`._",
         "",
         f"Date: {finished.strftime('%Y-%m-%d %H:%M UTC')} "
-        f"(run took {(finished - started).total_seconds():.0f} s).",
+        f"(run took {(finished - started).total_seconds():.0f} s). "
+        f"Load average at start: {ctx.load_at_start}.",
+        "",
+        "## Backtest ratios (RustyBT ÷ peer, same style)",
+        "",
+        ctx.ratios_markdown or "_The backtest section was not run._",
+        "",
+        "## Targets",
+        "",
+        targets_markdown(ctx),
         "",
         "## Machine",
         "",
@@ -883,10 +1126,6 @@ def render(ctx: Context, started: datetime, finished: datetime) -> str:
         "it idempotent. Generated data and peer bundles live in `.bench/` too (git-ignored). "
         "CI does not run the benchmarks; `tests/benchmarks/test_harness_smoke.py` keeps the "
         "harness working.",
-        "",
-        "## Targets",
-        "",
-        targets_markdown(ctx),
         "",
     ]
     skipped = []
@@ -953,6 +1192,9 @@ def main(argv: list[str] | None = None) -> int:
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     document = run(ctx, args.only)
+    if ctx.ratios_markdown:
+        print("Backtest ratios (RustyBT ÷ peer, same style)\n\n" + ctx.ratios_markdown + "\n")
+    print("Targets\n\n" + targets_markdown(ctx) + "\n")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(document)
     raw_dir = ctx.bench_dir / "results"

@@ -21,6 +21,24 @@ FAST = 10
 SLOW = 30
 ORDER_QTY = 100
 
+# How a job computes the two averages (``--style``):
+#   sums               running sums of exact cents/Decimals (the ``Cross`` below)
+#   history            the framework's idiomatic way: one ``data.history`` call per minute for
+#                      all assets (zipline, RustyBT), built-in SMA indicators (backtrader,
+#                      NautilusTrader), then ``window.iloc[-10:].mean()`` vs ``window.mean()``
+#   history-per-asset  one ``data.history`` call per asset per minute (zipline, RustyBT)
+STYLES = ("sums", "history", "history-per-asset")
+
+
+def sign(fast, slow) -> int:
+    """+1 when fast > slow, -1 when below, 0 when equal (a tie never trades)."""
+    return 1 if fast > slow else (-1 if fast < slow else 0)
+
+
+def cents(price) -> int:
+    """A fill price (float or Decimal) as integer cents, for comparing fills across peers."""
+    return int(round(float(price) * 100)) if isinstance(price, float) else int(price * 100)
+
 
 class Cross:
     """Running SMA(10)/SMA(30) of one symbol's closes; ``update`` returns the sign of fast-slow."""

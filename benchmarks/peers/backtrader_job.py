@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ORDER_QTY, Cross, csv_files, emit, to_cents  # noqa: E402
+from _common import ORDER_QTY, STYLES, Cross, cents, csv_files, emit, sign, to_cents  # noqa: E402
 
 
 def _frames(data_dir: str):
@@ -32,7 +32,7 @@ def _frames(data_dir: str):
     return out
 
 
-def run(data_dir: str, variant: str) -> dict:
+def run(data_dir: str, variant: str, style: str = "sums") -> dict:
     import backtrader as bt
 
     class TupleFeed(bt.feed.DataBase):
@@ -59,17 +59,35 @@ def run(data_dir: str, variant: str) -> dict:
     trades: list[list] = []
     counter = {"bars": 0, "fills": 0}
 
+    fill_log: list[list] = []
+
     class SmaCross(bt.Strategy):
         def __init__(self):
             self.cross = [Cross(0) for _ in self.datas]
+            if style == "history":  # backtrader's idiomatic way: built-in SMA indicators
+                self.fast = [bt.ind.SMA(d.close, period=10) for d in self.datas]
+                self.slow = [bt.ind.SMA(d.close, period=30) for d in self.datas]
 
         def notify_order(self, order):
             if order.status == order.Completed:
                 counter["fills"] += 1
+                ex = order.executed
+                fill_log.append(
+                    [
+                        order.data._name,
+                        _iso(bt.num2date(order.created.dt)),
+                        _iso(bt.num2date(ex.dt)),
+                        int(ex.size),
+                        cents(float(ex.price)),
+                    ]
+                )
 
         def next(self):
             for i, d in enumerate(self.datas):
-                sig = self.cross[i].update(to_cents(d.close[0]))
+                if style == "history":
+                    sig = sign(self.fast[i][0], self.slow[i][0])
+                else:
+                    sig = self.cross[i].update(to_cents(d.close[0]))
                 counter["bars"] += 1
                 if sig == 0:
                     continue
@@ -108,6 +126,7 @@ def run(data_dir: str, variant: str) -> dict:
         "wall_s": wall,
         "trades": trades,
         "fills": counter["fills"],
+        "fill_log": fill_log,
         "version": f"backtrader {bt.__version__}",
     }
 
@@ -120,8 +139,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--variant", choices=("pandas", "direct"), default="pandas")
+    parser.add_argument("--style", choices=STYLES[:2], default="sums")
     args = parser.parse_args()
-    r = run(args.data_dir, args.variant)
+    r = run(args.data_dir, args.variant, args.style)
     emit(
         r["peer"],
         r["bars"],
@@ -129,6 +149,8 @@ def main() -> None:
         r["wall_s"],
         r["trades"],
         fills=r["fills"],
+        fill_log=r["fill_log"],
+        style=args.style,
         version=r["version"],
     )
 

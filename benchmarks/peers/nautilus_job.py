@@ -16,14 +16,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ORDER_QTY, Cross, csv_files, emit  # noqa: E402
+from _common import ORDER_QTY, STYLES, Cross, cents, csv_files, emit, sign  # noqa: E402
 
 
-def run(data_dir: str) -> dict:
+def run(data_dir: str, style: str = "sums") -> dict:
     import nautilus_trader
     import pandas as pd
     from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
     from nautilus_trader.config import LoggingConfig
+    from nautilus_trader.indicators.averages import SimpleMovingAverage
     from nautilus_trader.model.currencies import USD
     from nautilus_trader.model.data import Bar, BarType
     from nautilus_trader.model.enums import AccountType, OmsType, OrderSide
@@ -63,34 +64,60 @@ def run(data_dir: str) -> dict:
 
     trades: list[list] = []
     counter = {"bars": 0, "fills": 0}
+    fill_log: list[list] = []
 
     class SmaCross(Strategy):
         def on_start(self) -> None:
             self.slot = {bt: i for i, bt in enumerate(bar_types)}
             self.cross = [Cross(0) for _ in bar_types]
             self.qty = [inst.make_qty(ORDER_QTY) for inst in instruments]
-            for bt in bar_types:
+            self.fast = [SimpleMovingAverage(10) for _ in bar_types]
+            self.slow = [SimpleMovingAverage(30) for _ in bar_types]
+            self.placed: dict = {}
+            for i, bt in enumerate(bar_types):
+                if style == "history":  # NautilusTrader's idiomatic way: registered indicators
+                    self.register_indicator_for_bars(bt, self.fast[i])
+                    self.register_indicator_for_bars(bt, self.slow[i])
                 self.subscribe_bars(bt)
 
         def on_bar(self, bar: Bar) -> None:
             i = self.slot[bar.bar_type]
             counter["bars"] += 1
             # Price.raw is a scaled integer; as_double is exact enough to round back to cents.
-            sig = self.cross[i].update(int(round(bar.close.as_double() * 100)))
+            if style == "history":
+                slow = self.slow[i]
+                sig = sign(self.fast[i].value, slow.value) if slow.initialized else 0
+            else:
+                sig = self.cross[i].update(int(round(bar.close.as_double() * 100)))
             if sig == 0:
                 return
             inst = instruments[i]
             net = self.portfolio.net_position(inst.id)
             if sig > 0 and net == 0:
-                self.submit_order(self.order_factory.market(inst.id, OrderSide.BUY, self.qty[i]))
+                o = self.order_factory.market(inst.id, OrderSide.BUY, self.qty[i])
+                self.placed[o.client_order_id] = bar.ts_event
+                self.submit_order(o)
                 trades.append([inst.id.symbol.value, _iso(bar.ts_event), "buy", ORDER_QTY])
             elif sig < 0 and net > 0:
                 qty = inst.make_qty(net)
-                self.submit_order(self.order_factory.market(inst.id, OrderSide.SELL, qty))
+                o = self.order_factory.market(inst.id, OrderSide.SELL, qty)
+                self.placed[o.client_order_id] = bar.ts_event
+                self.submit_order(o)
                 trades.append([inst.id.symbol.value, _iso(bar.ts_event), "sell", int(net)])
 
         def on_order_filled(self, event) -> None:
             counter["fills"] += 1
+            qty = int(event.last_qty.as_double())
+            placed = self.placed.get(event.client_order_id)
+            fill_log.append(
+                [
+                    event.instrument_id.symbol.value,
+                    _iso(placed) if placed is not None else None,
+                    _iso(event.ts_event),
+                    qty if event.order_side == OrderSide.BUY else -qty,
+                    cents(event.last_px.as_double()),
+                ]
+            )
 
     engine.add_strategy(SmaCross())
 
@@ -105,6 +132,7 @@ def run(data_dir: str) -> dict:
         "wall_s": wall,
         "trades": trades,
         "fills": counter["fills"],
+        "fill_log": fill_log,
         "version": f"nautilus_trader {nautilus_trader.__version__}",
     }
 
@@ -116,8 +144,9 @@ def _iso(ts_ns: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--style", choices=STYLES[:2], default="sums")
     args = parser.parse_args()
-    r = run(args.data_dir)
+    r = run(args.data_dir, args.style)
     emit(
         r["peer"],
         r["bars"],
@@ -125,6 +154,8 @@ def main() -> None:
         r["wall_s"],
         r["trades"],
         fills=r["fills"],
+        fill_log=r["fill_log"],
+        style=args.style,
         version=r["version"],
     )
 

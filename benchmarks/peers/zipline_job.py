@@ -8,6 +8,10 @@ default: run the algorithm with ``zipline.run_algorithm`` and time only that cal
 Zero commission (``PerShare(0)``) and zero slippage (``FixedSlippage(spread=0)``, which also
 has no volume cap); market orders placed on bar t fill at bar t+1's close (zipline's rule).
 No benchmark: zipline then uses all-zero benchmark returns.
+
+``--style`` (see ``_common.STYLES``): ``sums`` (running sums of cents), ``history`` (one
+``data.history(assets, "price", 30, "1m")`` per minute, then ``.iloc[-10:].mean()`` vs
+``.mean()`` on zipline's float frame, as in zipline's examples), ``history-per-asset``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,18 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ORDER_QTY, Cross, csv_files, emit, to_cents  # noqa: E402
+from _common import (  # noqa: E402
+    FAST,
+    ORDER_QTY,
+    SLOW,
+    STYLES,
+    Cross,
+    cents,
+    csv_files,
+    emit,
+    sign,
+    to_cents,
+)
 
 BUNDLE = "rustybt-bench"
 
@@ -94,7 +109,7 @@ def prepare(data_dir: str) -> None:
     print("ingested", BUNDLE)
 
 
-def run(data_dir: str) -> dict:
+def run(data_dir: str, style: str = "sums") -> dict:
     import pandas as pd
     import zipline
     from zipline import run_algorithm
@@ -126,9 +141,23 @@ def run(data_dir: str) -> dict:
     def handle_data(context, data):
         dt = context.get_datetime().strftime("%Y-%m-%dT%H:%M:%SZ")
         positions = context.portfolio.positions
-        cross = context.cross
-        for asset in context.assets:
-            sig = cross[asset].update(to_cents(data.current(asset, "close")))
+        assets = context.assets
+        context.minutes = getattr(context, "minutes", 0) + 1
+        if style == "sums":
+            cross = context.cross
+            signals = [cross[a].update(to_cents(data.current(a, "close"))) for a in assets]
+        elif context.minutes < SLOW:  # no 30 bars yet (zipline would pad with NaN)
+            signals = [0] * len(assets)
+        elif style == "history":
+            window = data.history(assets, "price", SLOW, "1m")
+            fast, slow = window.iloc[-FAST:].mean(), window.mean()
+            signals = [sign(f, s) for f, s in zip(fast, slow)]  # noqa: B905
+        else:
+            signals = []
+            for a in assets:
+                h = data.history(a, "price", SLOW, "1m")
+                signals.append(sign(h.iloc[-FAST:].mean(), h.mean()))
+        for asset, sig in zip(assets, signals):  # noqa: B905
             counter["bars"] += 1
             if sig > 0:
                 if asset not in positions or positions[asset].amount == 0:
@@ -152,7 +181,23 @@ def run(data_dir: str) -> dict:
             bundle=BUNDLE,
         )
         wall = time.perf_counter() - t0
-    fills = sum(len(tx) for tx in perf["transactions"])
+    created = {}
+    for day in perf["orders"]:
+        for o in day:
+            created.setdefault(o["id"], o["created"])
+    fill_log = []
+    for day in perf["transactions"]:
+        for tx in day:
+            fill_log.append(
+                [
+                    tx["sid"].symbol,
+                    _iso(created.get(tx["order_id"])),
+                    _iso(tx["dt"]),
+                    int(tx["amount"]),
+                    cents(float(tx["price"])),
+                ]
+            )
+    fills = len(fill_log)
     return {
         "peer": "zipline-reloaded",
         "bars": counter["bars"],
@@ -160,8 +205,19 @@ def run(data_dir: str) -> dict:
         "wall_s": wall,
         "trades": trades,
         "fills": fills,
+        "fill_log": fill_log,
         "version": f"zipline-reloaded {zipline.__version__}",
     }
+
+
+def _iso(ts) -> str | None:
+    import pandas as pd
+
+    if ts is None:
+        return None
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def main() -> None:
@@ -169,13 +225,14 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--zipline-root", required=True)
     parser.add_argument("--prepare", action="store_true")
+    parser.add_argument("--style", choices=STYLES, default="sums")
     args = parser.parse_args()
     os.environ["ZIPLINE_ROOT"] = str(Path(args.zipline_root).resolve())
     Path(args.zipline_root).mkdir(parents=True, exist_ok=True)
     if args.prepare:
         prepare(args.data_dir)
         return
-    r = run(args.data_dir)
+    r = run(args.data_dir, args.style)
     emit(
         r["peer"],
         r["bars"],
@@ -183,6 +240,8 @@ def main() -> None:
         r["wall_s"],
         r["trades"],
         fills=r["fills"],
+        fill_log=r["fill_log"],
+        style=args.style,
         version=r["version"],
     )
 

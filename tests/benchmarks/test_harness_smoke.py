@@ -80,7 +80,7 @@ def test_quick_run_of_the_bare_loop_writes_the_expected_markdown(tmp_path: Path)
             "--only",
             "backtest",
             "--jobs",
-            "bare-decimal",
+            "bare-decimal,pandas-ceiling",
             "--no-install",
             "--bench-dir",
             str(tmp_path / "bench"),
@@ -96,7 +96,7 @@ def test_quick_run_of_the_bare_loop_writes_the_expected_markdown(tmp_path: Path)
         "## How to reproduce",
         "## Targets",
         "## Backtest: SMA(10)/SMA(30) cross, 2 symbols × 1 NYSE sessions × 390 minute bars",
-        "### Same trades?",
+        "### Orders and fills, order by order",
         "### Commands of this section",
     ):
         assert heading in text
@@ -106,6 +106,15 @@ def test_quick_run_of_the_bare_loop_writes_the_expected_markdown(tmp_path: Path)
     assert cells[7] == "780"  # bars column
     assert int(cells[8]) > 0  # the random walk crosses at least once in 390 minutes
     assert "reference" in text
+    # fills are compared order by order and classified against the data
+    rows = [line for line in text.splitlines() if line.startswith("| pandas-ceiling |")]
+    fills_row = rows[-1]  # the order-by-order table comes after the timing table
+    cells = [c.strip() for c in fills_row.strip("|").split("|")]
+    assert cells[3] == "same orders"  # exact Decimal means decide like the running sums
+    assert "bar t+1 open" in cells[4]
+    assert cells[1] == cells[2]  # one fill event per order (no order on the last bar here)
+    assert text.index("## Backtest ratios") < text.index("## Machine")  # ratios first
+    assert "Load average at start:" in text
     assert (tmp_path / "bench" / "data" / "2x1-s20240102" / "SYM01.csv").exists()
     assert list((tmp_path / "bench" / "results").glob("*.json"))
 
