@@ -1,0 +1,186 @@
+"""What a venue plugs into the ccxt framework: a small :class:`Venue` subclass.
+
+Everything generic (the ccxt instance, exact money, pre-send checks, client ids, error
+classes, the user-stream supervisor, resync, connection events) lives in
+:mod:`rustybt.live.brokers.ccxt.adapter`; a venue supplies only what differs: its ccxt id,
+credentials' environment variables, URL layout, capabilities, how its raw order / trade /
+account messages read, and its error codes. The venue's parsers return the plain views
+below, so the adapter never reads a venue's field names.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from rustybt.assets import Asset
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a venue (one market type) supports; the conformance suite reads it."""
+
+    order_types: frozenset[str]  # subset of market, limit, stop, stop_limit
+    time_in_force: frozenset[str]  # subset of gtc, ioc, fok, day
+    positions_from: str  # "balances" (spot) or "positions" (derivatives)
+    partial_fills: bool = True
+    cancel_by_client_id: bool = True
+    lookup_closed_by_client_id: bool = True
+    shorting: bool = False
+
+
+@dataclass(slots=True)
+class OrderView:
+    """A venue order, read from its raw message (numbers Decimal, amounts signed)."""
+
+    order_id: str
+    client_id: str
+    symbol: str  # the venue's market id, e.g. BTCUSDT
+    amount: Decimal
+    filled: Decimal
+    order_type: str  # market, limit, stop, stop_limit
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    status: str  # an OrderStatus value: submitted, partially_filled, filled, cancelled...
+    avg_price: Decimal | None = None
+    reject_reason: str = ""
+
+
+@dataclass(slots=True)
+class FillView:
+    """One venue trade of one of our orders."""
+
+    fill_id: str
+    order_id: str
+    client_id: str | None
+    symbol: str
+    amount: Decimal  # signed
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    dt: datetime | None = None
+    final: bool = False
+
+
+@dataclass(slots=True)
+class AccountView:
+    """Cash in the account currency, and holdings or positions by venue market id."""
+
+    cash: Decimal
+    equity: Decimal | None = None
+    buying_power: Decimal | None = None
+    balances: dict[str, Decimal] = field(default_factory=dict)  # asset -> total (spot)
+    positions: dict[str, tuple[Decimal, Decimal]] = field(
+        default_factory=dict
+    )  # sym -> (amt, entry)
+
+
+class Venue(ABC):
+    """One venue's specifics. Subclasses set the class attributes and the methods."""
+
+    name: str = ""
+    ccxt_id: str = ""
+    key_env: str = ""
+    secret_env: str = ""
+    account_currency: str = "USDT"
+    weight_header: str = ""  # response header with the venue's used request weight
+    market_types: tuple[str, ...] = ("spot",)
+
+    def __init__(self, market_type: str) -> None:
+        self.market_type = market_type
+
+    # --- configuration ---
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    def ccxt_options(self) -> dict[str, Any]:
+        """Options for the ccxt instance (market types to load, default type...)."""
+
+    @abstractmethod
+    def rewrite_urls(self, urls: dict[str, Any], base_url: str | None, ws_url: str | None) -> None:
+        """Replace scheme+host of every REST (``base_url``) / websocket (``ws_url``) URL."""
+
+    def is_mainnet(self, testnet: bool, base_url: str | None) -> bool:
+        """True when orders would reach real money (no testnet, no override)."""
+        return not testnet and base_url is None
+
+    # --- instruments ---
+    @abstractmethod
+    def instrument(self, market: dict[str, Any]) -> Asset | None:
+        """An :class:`Asset` (tick, lot, min notional) from a ccxt market; None to skip."""
+
+    # --- orders ---
+    @abstractmethod
+    def legal_client_id(self, client_id: str) -> bool:
+        """True when the venue accepts ``client_id`` as its client order id unchanged."""
+
+    @abstractmethod
+    def order_args(
+        self,
+        market: dict[str, Any],
+        asset: Asset,
+        amount: Decimal,
+        order_type: str,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        client_id: str,
+        time_in_force: str,
+    ) -> tuple[str, str, str, str | None, dict[str, Any]]:
+        """``(ccxt type, side, amount, price, params)`` for ``create_order`` (strings)."""
+
+    @abstractmethod
+    def parse_order(self, raw: dict[str, Any]) -> OrderView:
+        """An order from the venue's raw order JSON (REST)."""
+
+    @abstractmethod
+    def parse_rest_fills(self, raw_order: dict[str, Any]) -> list[FillView]:
+        """Fills carried by a create-order response (empty if none)."""
+
+    @abstractmethod
+    def parse_trade(self, raw: dict[str, Any]) -> FillView:
+        """A fill from the venue's raw trade JSON (REST trade history)."""
+
+    @abstractmethod
+    def parse_stream_event(self, raw: dict[str, Any]) -> tuple[OrderView | None, FillView | None]:
+        """Order state and fill (if any) from one raw user-stream order event."""
+
+    # --- raw REST calls ---
+    @abstractmethod
+    async def fetch_order(
+        self, ex: Any, symbol: str, *, order_id: str | None, client_id: str | None
+    ) -> dict[str, Any] | None:
+        """The raw order, or None when the venue does not know it."""
+
+    @abstractmethod
+    async def cancel(
+        self, ex: Any, symbol: str, *, order_id: str | None, client_id: str | None
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def fetch_open_orders(self, ex: Any) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def fetch_order_trades(
+        self, ex: Any, symbol: str, order_id: str
+    ) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def fetch_account(self, ex: Any) -> AccountView: ...
+
+    @abstractmethod
+    async def fetch_klines(self, ex: Any, symbol: str, limit: int) -> list[list[Any]]: ...
+
+    # --- user stream ---
+    @abstractmethod
+    async def open_user_stream(self, ex: Any) -> None:
+        """Return once the user-data stream is connected and subscribed."""
+
+    # --- errors ---
+    @abstractmethod
+    def map_error(self, exc: BaseException, *, during: str) -> BaseException:
+        """A :mod:`rustybt.exceptions` error for a ccxt/network error (``during`` says
+        what was being done: submit, cancel, query)."""
