@@ -221,7 +221,11 @@ class LiveTradingEngine:
         self.order_manager.unknown_deadline_seconds = float(unknown_order_deadline_seconds)
         self.order_manager.on_unknown_overdue = self._on_unknown_overdue
         self.order_manager.on_unknown_resolved = self._on_unknown_resolved
-        finder = getattr(data_portal, "asset_finder", None) or AssetFinder()
+        finder = getattr(data_portal, "asset_finder", None)
+        if finder is None:  # a venue adapter resolves symbols to its own instruments
+            finder = getattr(broker_adapter, "asset_finder", None)
+        if finder is None:
+            finder = AssetFinder()
         self.executor = StrategyExecutor(
             strategy,
             self.ledger,

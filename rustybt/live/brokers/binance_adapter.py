@@ -6,6 +6,8 @@ venue folder (:mod:`rustybt.live.brokers.ccxt.binance`). See ``docs/venues/binan
 
 from __future__ import annotations
 
+from typing import Any
+
 from rustybt.live.brokers.ccxt.adapter import CcxtBrokerAdapter
 from rustybt.live.brokers.ccxt.binance import BinanceVenue
 
@@ -23,6 +25,10 @@ class BinanceBrokerAdapter(CcxtBrokerAdapter):
     Spot positions are the balances of the base assets of the instruments this strategy
     trades (ordered, subscribed, or listed in ``symbols=``); other balances are not
     reported, so they never raise reconciliation alarms.
+
+    ``options`` tune the framework (see :class:`CcxtBrokerAdapter`): ``request_timeout``,
+    ``poll_interval``, ``reconnect_delay``, ``market_data_interval``, ``symbols``,
+    ``throttle``.
     """
 
     def __init__(
@@ -35,10 +41,7 @@ class BinanceBrokerAdapter(CcxtBrokerAdapter):
         base_url: str | None = None,
         ws_url: str | None = None,
         live_money: bool = False,
-        request_timeout: float = 10.0,
-        poll_interval: float = 1.0,
-        market_data_interval: float = 1.0,
-        symbols: list[str] | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(
             BinanceVenue(market_type),
@@ -48,8 +51,5 @@ class BinanceBrokerAdapter(CcxtBrokerAdapter):
             base_url=base_url,
             ws_url=ws_url,
             live_money=live_money,
-            request_timeout=request_timeout,
-            poll_interval=poll_interval,
-            market_data_interval=market_data_interval,
-            symbols=symbols,
+            **options,
         )

@@ -40,7 +40,7 @@ from typing import Any
 
 import structlog
 
-from rustybt.assets import Asset
+from rustybt.assets import Asset, AssetFinder
 from rustybt.exceptions import (
     BrokerConnectionError,
     ConfigError,
@@ -49,6 +49,7 @@ from rustybt.exceptions import (
     OrderNotFound,
     OrderStatusUnknown,
     RateLimited,
+    SymbolNotFound,
 )
 from rustybt.finance.order import OrderType, TimeInForce, to_decimal
 from rustybt.live.brokers.base import BrokerAdapter
@@ -111,6 +112,26 @@ class _Tracked:
         self.done = False
 
 
+class _VenueFinder(AssetFinder):
+    def __init__(self, adapter: CcxtBrokerAdapter) -> None:
+        super().__init__()
+        self._adapter = adapter
+
+    def lookup_symbol(self, symbol: str) -> Asset:
+        try:
+            return self._adapter.asset(str(symbol))
+        except InvalidOrder as exc:
+            raise SymbolNotFound(str(exc)) from None
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self._adapter.instruments)
+
+    @property
+    def assets(self) -> list[Asset]:
+        return list(self._adapter.instruments.values())
+
+
 class CcxtBrokerAdapter(BrokerAdapter):
     """A broker adapter for one ccxt venue and market type (see the module docstring)."""
 
@@ -134,6 +155,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         max_reconnect_delay: float = 5.0,
         market_data_interval: float = 1.0,
         symbols: list[str] | None = None,
+        throttle: bool | None = None,
     ) -> None:
         super().__init__()
         self.venue = venue
@@ -171,6 +193,12 @@ class CcxtBrokerAdapter(BrokerAdapter):
         if request_timeout <= 0 or poll_interval <= 0:
             raise ConfigError("request_timeout and poll_interval must be > 0 seconds")
         self._credentials = (key, secret)
+        # ccxt's throttler spends the venue's documented request weights; a local fake
+        # (loopback base_url) is not throttled, the venue's own 429s still are honoured.
+        local = bool(self.base_url) and any(
+            h in self.base_url for h in ("://127.0.0.1", "://localhost", "://[::1]")
+        )
+        self.throttle = (not local) if throttle is None else bool(throttle)
         self.request_timeout = request_timeout
         self.poll_interval = poll_interval
         self.reconnect_delay = reconnect_delay
@@ -196,6 +224,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         self.stream_drops = 0
         self.resyncs = 0
         self.stream_messages = 0
+        self.malformed_frames = 0
         self._closing = False
 
     def __repr__(self) -> str:
@@ -233,12 +262,25 @@ class CcxtBrokerAdapter(BrokerAdapter):
                     code, reason, url, method, headers, body, response, rh, rb
                 )
 
+            def handle_message(self, client, message):  # noqa: ANN001
+                # A frame that is not a JSON object, or that ccxt's handler chokes on,
+                # is dropped and counted: left alone it would stop ccxt's receive loop
+                # silently and the stream would look alive while delivering nothing.
+                if not isinstance(message, dict):
+                    adapter._malformed(repr(message)[:80])
+                    return None
+                try:
+                    return super().handle_message(client, message)
+                except Exception as exc:
+                    adapter._malformed(f"{type(exc).__name__}: {str(exc)[:80]}")
+                    return None
+
         key, secret = self._credentials
         ex = _Exchange(
             {
                 "apiKey": key,
                 "secret": secret,
-                "enableRateLimit": True,
+                "enableRateLimit": self.throttle,
                 "timeout": int(self.request_timeout * 1000),
                 "options": self.venue.ccxt_options(),
             }
@@ -314,6 +356,12 @@ class CcxtBrokerAdapter(BrokerAdapter):
                 f"{', '.join(sorted(self.instruments)[:20]) or 'none (connect first)'}"
             )
         return asset
+
+    @property
+    def asset_finder(self) -> AssetFinder:
+        """Symbols resolve to this venue's instruments (filled by :meth:`connect`), so a
+        strategy's ``symbol("BTCUSDT")`` gets the venue's tick, lot and min notional."""
+        return _VenueFinder(self)
 
     def _market_id(self, asset: Asset) -> str:
         mid = self._by_asset.get(asset)
@@ -818,6 +866,10 @@ class CcxtBrokerAdapter(BrokerAdapter):
                 sub["listenKey"] = None
                 sub["lastAuthenticatedTime"] = 0
 
+    def _malformed(self, what: str) -> None:
+        self.malformed_frames += 1
+        log.warning("malformed_stream_frame", venue=self.name, frame=what)
+
     def _set_down(self, reason: str) -> None:
         self.stream_up = False
         self._reported_down = True
@@ -897,6 +949,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
             "stream_up": self.stream_up,
             "stream_drops": self.stream_drops,
             "resyncs": self.resyncs,
+            "malformed_frames": self.malformed_frames,
             "used_weight": self.budget.used_weight,
             "rate_limited_for": round(self.budget.blocked_for, 3),
         }

@@ -708,7 +708,10 @@ class FakeBinance:
             "cum": 0.0,
         }
         return web.json_response(
-            [{"symbol": s, "notionalCoef": 1.0, "brackets": [bracket]} for s in self.exchange.symbols]
+            [
+                {"symbol": s, "notionalCoef": 1.0, "brackets": [bracket]}
+                for s in self.exchange.symbols
+            ]
         )
 
     async def _futures_balance(self, request: web.Request) -> web.Response:

@@ -1,0 +1,72 @@
+"""The live engine trading the fake Binance: connection state blocks risk and reconciles."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from rustybt.algorithm import TradingAlgorithm
+from rustybt.live.brokers.binance_adapter import BinanceBrokerAdapter
+from rustybt.live.circuit_breakers import CircuitBreakerManager
+from rustybt.live.engine import LiveTradingEngine
+from rustybt.live.models import ReconciliationStrategy
+from rustybt.testing.venues.binance import DEFAULT_API_KEY, DEFAULT_API_SECRET, FakeBinance
+from tests.live.brokers.conformance import wait_for
+
+D = Decimal
+
+
+class BuyOnce(TradingAlgorithm):
+    def initialize(self):
+        self.btc = self.symbol("BTCUSDT")
+        self.bars = 0
+
+    def handle_data(self, context, data):
+        self.bars += 1
+        if self.bars == 1:
+            self.order(self.btc, Decimal("0.01"))
+
+
+async def test_engine_blocks_new_risk_while_the_stream_is_down_and_reconciles_after(tmp_path):
+    async with FakeBinance("spot") as fake:
+        adapter = BinanceBrokerAdapter(
+            DEFAULT_API_KEY,
+            DEFAULT_API_SECRET,
+            base_url=fake.base_url,
+            poll_interval=0.1,
+            reconnect_delay=0.5,
+            market_data_interval=0.05,
+        )
+        engine = LiveTradingEngine(
+            strategy=BuyOnce(),
+            broker_adapter=adapter,
+            reconciliation_strategy=ReconciliationStrategy.HALT_AND_ALERT,
+            circuit_breakers=CircuitBreakerManager(),
+            state_dir=tmp_path,
+            control_socket=False,
+            stop_when_data_ends=False,
+        )
+        task = asyncio.create_task(engine.run())
+        try:
+            await wait_for(lambda: engine.venue_state.get("binance") == "up", 10)
+            fake.push_bar("BTCUSDT", "50000", "50010", "49990", "50000")
+            await wait_for(lambda: engine.ledger.positions, 10)
+            assert engine.ledger.positions[adapter.asset("BTCUSDT")].amount == D("0.01")
+            reconciled = engine.stats["reconciliations"]
+
+            fake.faults.drop_streams()
+            await wait_for(lambda: engine.venue_state["binance"] == "down", 10)
+            assert "user stream is down" in engine.risk_gate.blocked_reason
+            assert any(a.kind == "venue_stream_down" for a in engine.alerts)
+            assert engine.risk_gate.check(adapter.asset("BTCUSDT"), D("1"), D("1"), {}, [], D("1"))
+
+            await wait_for(lambda: engine.venue_state["binance"] == "up", 10)
+            await wait_for(lambda: engine.stats["reconciliations"] > reconciled, 10)
+            assert engine.risk_gate.blocked_reason is None
+            assert engine.reconciliation_state == "ok"
+            assert fake.exchange.received == [
+                engine.order_manager.orders[k].id for k in engine.order_manager.orders
+            ]
+        finally:
+            await engine.shutdown()
+            await asyncio.wait_for(task, 10)
