@@ -14,7 +14,7 @@ import pytest
 
 from rustybt.exceptions import OrderStatusUnknown, RateLimited
 from rustybt.live.brokers.binance_adapter import BinanceBrokerAdapter
-from rustybt.live.events import AlertEvent, OrderFillEvent, VenueConnectionEvent
+from rustybt.live.events import BrokerConnectionEvent, OrderFillEvent
 from rustybt.testing.venues.binance import DEFAULT_API_KEY, DEFAULT_API_SECRET, FakeBinance
 from tests.live.brokers.conformance import fills, wait_for
 
@@ -98,16 +98,16 @@ async def test_stream_drop_alerts_polls_fills_over_rest_and_resyncs_on_reconnect
     await adapter.submit_order(asset, D("0.03"), "limit", limit, client_order_id="chaos-drop-1")
     assert fake.faults.drop_streams() >= 1
     await wait_for(
-        lambda: any(isinstance(e, VenueConnectionEvent) and e.state == "down" for e in events)
+        lambda: any(isinstance(e, BrokerConnectionEvent) and not e.connected for e in events)
     )
-    assert any(isinstance(e, AlertEvent) and e.kind == "venue_stream_down" for e in events)
+    assert not adapter.stream_up
     # fills while the stream is down reach us through REST polling or the resync
     for _ in range(3):
         fake.push_bar("BTCUSDT", D("50000"), D("50000"), limit, limit, D("0.01"))
         await asyncio.sleep(0.05)
     await wait_for(lambda: any(f.is_final for f in fills(events, "chaos-drop-1")))
     await wait_for(
-        lambda: [e.state for e in events if isinstance(e, VenueConnectionEvent)][-1] == "up"
+        lambda: [e.connected for e in events if isinstance(e, BrokerConnectionEvent)][-1]
     )
     await adapter.submit_order(asset, D("0.01"), "market", client_order_id="chaos-drop-2")
     await wait_for(lambda: len(fills(events, "chaos-drop-2")) == 1)

@@ -48,19 +48,19 @@ async def test_engine_blocks_new_risk_while_the_stream_is_down_and_reconciles_af
         )
         task = asyncio.create_task(engine.run())
         try:
-            await wait_for(lambda: engine.venue_state.get("binance") == "up", 10)
+            await wait_for(lambda: adapter.stream_up and engine.reconciliation_state == "ok", 10)
             fake.push_bar("BTCUSDT", "50000", "50010", "49990", "50000")
             await wait_for(lambda: engine.ledger.positions, 10)
             assert engine.ledger.positions[adapter.asset("BTCUSDT")].amount == D("0.01")
             reconciled = engine.stats["reconciliations"]
 
             fake.faults.drop_streams()
-            await wait_for(lambda: engine.venue_state["binance"] == "down", 10)
-            assert "user stream is down" in engine.risk_gate.blocked_reason
-            assert any(a.kind == "venue_stream_down" for a in engine.alerts)
+            await wait_for(lambda: not engine.broker_connected, 10)
+            assert "user stream dropped" in engine.risk_gate.blocked_reason
+            assert any(a.kind == "broker_disconnected" for a in engine.alerts)
             assert engine.risk_gate.check(adapter.asset("BTCUSDT"), D("1"), D("1"), {}, [], D("1"))
 
-            await wait_for(lambda: engine.venue_state["binance"] == "up", 10)
+            await wait_for(lambda: engine.broker_connected, 10)
             await wait_for(lambda: engine.stats["reconciliations"] > reconciled, 10)
             assert engine.risk_gate.blocked_reason is None
             assert engine.reconciliation_state == "ok"

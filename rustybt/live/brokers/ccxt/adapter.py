@@ -221,6 +221,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         self._md_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
         self._md_last: dict[str, int] = {}
         self.stream_up = False
+        self._reported_down = False
         self.stream_drops = 0
         self.resyncs = 0
         self.stream_messages = 0
@@ -315,6 +316,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         self._connected = True
         await self._resync(initial=True)
         self._stream_task = asyncio.get_running_loop().create_task(self._stream_supervisor())
+        self._stream_task.add_done_callback(self._supervisor_done)
 
     async def disconnect(self) -> None:
         self._closing = True
@@ -329,6 +331,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         await self._close_exchange()
         self._connected = False
         self.stream_up = False
+        self._reported_down = False
 
     async def _close_exchange(self) -> None:
         if self._ex is not None:
@@ -848,6 +851,15 @@ class CcxtBrokerAdapter(BrokerAdapter):
             await asyncio.sleep(delay)
         if poll_task is not None:
             poll_task.cancel()
+
+    def _supervisor_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closing:
+            return
+        exc = task.exception()
+        if exc is not None:
+            # never silent: without the supervisor nothing would notice a dead stream
+            log.error("user_stream_supervisor_failed", venue=self.name, error=repr(exc)[:200])
+            self._set_down(f"user stream supervisor failed: {type(exc).__name__}")
 
     async def _reset_stream_clients(self) -> None:
         ex = self._ex
