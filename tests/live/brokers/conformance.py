@@ -25,10 +25,10 @@ from rustybt.exceptions import (
 )
 from rustybt.finance.ledger import Ledger
 from rustybt.live.events import (
+    BrokerConnectionEvent,
     OrderAckEvent,
     OrderCancelEvent,
     OrderFillEvent,
-    BrokerConnectionEvent,
 )
 from rustybt.live.models import PositionSnapshot
 from rustybt.live.reconciler import PositionReconciler

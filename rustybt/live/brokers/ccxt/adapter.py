@@ -57,11 +57,11 @@ from rustybt.live.brokers.ccxt.client_ids import ClientIdCodec
 from rustybt.live.brokers.ccxt.errors import RequestBudget, VenueHTTPError
 from rustybt.live.brokers.ccxt.venue import FillView, OrderView, Venue
 from rustybt.live.events import (
+    BrokerConnectionEvent,
     OrderAckEvent,
     OrderCancelEvent,
     OrderFillEvent,
     OrderRejectEvent,
-    BrokerConnectionEvent,
 )
 
 log = structlog.get_logger(__name__)
