@@ -244,7 +244,7 @@ def _load_config(path: Path) -> dict[str, Any]:
 def live(
     ctx: typer.Context,
     algofile: Path = typer.Option(None, "-f", "--algofile", help="Strategy file."),
-    broker: str = typer.Option(None, help="Broker: paper."),
+    broker: str = typer.Option(None, help="Broker: paper or binance."),
     bundle: str = typer.Option(None, "--bundle", "-b", help="Bundle to replay (paper)."),
     speed: str = typer.Option(None, help="Replay speed: max, realtime, or e.g. 60x."),
     start: str = typer.Option(None),
@@ -262,9 +262,14 @@ def live(
     port: str = typer.Option(None, help="IB: API port (TWS paper 7497, Gateway paper 4002)."),
     client_id: str = typer.Option(None, "--client-id", help="IB: API client id (default 1)."),
     live_money: bool = typer.Option(
-        False, "--live-money", help="Allow a real-money connection (IB ports 7496/4001)."
+        False, "--live-money", help="Allow real money (IB ports 7496/4001, Binance mainnet)."
     ),
     no_progress: bool = typer.Option(False, "--no-progress"),
+    testnet: bool = typer.Option(False, "--testnet", help="Binance: use its testnet."),
+    venue_url: str = typer.Option(
+        None, help="Binance: http://host:port of a proxy or local fake (ws:// follows)."
+    ),
+    market_type: str = typer.Option(None, help="Binance: spot or futures."),
 ) -> None:
     """Paper-trade (or live-trade) a strategy. Ctrl-C or SIGTERM stops it gracefully."""
     if ctx.invoked_subcommand is not None:
@@ -293,12 +298,16 @@ def live(
             "port": port,
             "client_id": client_id,
             "live_money": live_money or None,
+            "testnet": testnet or None,
+            "venue_url": venue_url,
+            "market_type": market_type,
         }
         opts.update(optspec.check(optspec.LIVE_OPTIONS, cli))
         if not opts.get("algofile"):
             raise ConfigError("give a strategy file with -f algo.py (or algofile in --config)")
         optspec.check_date_order(opts)
-        optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
+        if opts.get("broker", "paper") != "binance":  # Binance streams: no bundle
+            optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
     with front_door("paper session stopped", opts["algofile"]):
         try:
@@ -347,6 +356,10 @@ def _build_engine(opts: dict[str, Any]) -> Any:
     end = opts.get("end")
     if end is not None and len(str(end)) == 10:
         end = f"{end} 23:59:59"
+    if broker_name == "binance":
+        from rustybt.cli.venue_brokers import binance_broker
+
+        return _build_venue_engine(opts, algo, binance_broker(opts), recon_strategy)
     portal = PolarsDataPortal(bundle_name=opts.get("bundle", "demo"), data_frequency="minute")
     broker = _ib_broker(opts) if broker_name == "ib" else _paper_broker(opts)
     state_dir = Path(opts["state_dir"]) if opts.get("state_dir") else None
@@ -416,6 +429,29 @@ def _prune(engine: Any, retention: Any) -> None:
 
     with contextlib.suppress(OSError):
         prune_state(engine.state_dir, engine.strategy_name, retention)
+
+
+def _build_venue_engine(opts: dict[str, Any], algo: Any, broker: Any, recon: Any) -> Any:
+    """A live engine on a network venue: market data from the venue, no bundle replay."""
+    from rustybt.live import LiveTradingEngine
+    from rustybt.live.state_manager import StateManager
+
+    state_dir = Path(opts["state_dir"]) if opts.get("state_dir") else None
+    engine = LiveTradingEngine(
+        strategy=algo,
+        broker_adapter=broker,
+        state_manager=StateManager(state_dir) if state_dir else None,
+        checkpoint_interval_seconds=float(opts.get("checkpoint_interval", 60)),
+        reconciliation_strategy=recon,
+        reconciliation_interval_seconds=float(opts.get("reconcile_interval", 300)),
+        risk_limits=opts.get("risk_limits"),
+        state_dir=state_dir,
+        replay=False,
+        stop_when_data_ends=False,
+    )
+    if opts.get("max_bars"):
+        engine.stop_after_market_events = int(opts["max_bars"])
+    return engine
 
 
 def _run_engine(engine: Any, show_progress: bool) -> int:

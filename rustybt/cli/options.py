@@ -253,7 +253,7 @@ def risk_limits(raw: Any, label: str) -> Any:
 
 
 # --- the tables ---------------------------------------------------------------------------
-BROKERS: tuple[str, ...] = ("paper", "ib")
+BROKERS: tuple[str, ...] = ("paper", "ib", "binance")
 """Brokers ``rustybt live --broker`` builds; a new one adds its name here and a builder."""
 SIMULATED_BROKERS = frozenset({"paper"})
 """Brokers that trade against a simulation; the others reconcile with halt_and_alert by
@@ -266,6 +266,17 @@ def broker(raw: Any, label: str) -> str:
         raise ConfigError(
             f"unknown broker {value!r}; available: {', '.join(BROKERS)}. "
             "(Venue adapters are configured in Python: see docs/live-trading.md)"
+        )
+    return value
+
+
+def venue_url(raw: Any, label: str) -> str:
+    """``http(s)://host:port`` (scheme and host only: the venue's paths are kept)."""
+    value = text(raw, label).rstrip("/")
+    if not value.startswith(("http://", "https://")) or "/" in value.split("://", 1)[1]:
+        raise ConfigError(
+            f"{label} {raw!r} must be http://host:port (scheme and host only), "
+            "e.g. http://127.0.0.1:8080"
         )
     return value
 
@@ -344,6 +355,11 @@ LIVE_OPTIONS: dict[str, Option] = {
     # they are masked in every log line, message and audit record, and never printed.
     "api_key": Option(secret, secret=True),
     "api_secret": Option(secret, secret=True),
+    # Binance (rustybt.cli.venue_brokers); live_money above is shared.
+    "testnet": Option(boolean, "--testnet"),
+    "venue_url": Option(venue_url, "--venue-url"),
+    "market_type": Option(choice("spot", "futures"), "--market-type"),
+    "poll_interval": Option(seconds),
     **COMMON_COST_OPTIONS,
 }
 

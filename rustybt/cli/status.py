@@ -88,7 +88,8 @@ def session_summary(engine: Any) -> Table:
     summary["max_drawdown"] = engine.max_drawdown
     kind = "resumed" if restored else "new"
     table = Table(
-        title=f"Paper session {engine.session_id} ({kind}): {engine.strategy_name}",
+        title=f"{'Paper' if getattr(engine.broker, 'simulated', False) else 'Live'} session "
+        f"{engine.session_id} ({kind}): {engine.strategy_name}",
         show_header=False,
     )
     rename = {"Starting value": "Session start value", "PnL": "Session PnL"} if restored else {}

@@ -21,7 +21,10 @@ venue_app = typer.Typer(add_completion=False, help="Loopback fake venues for off
 #: venue name -> (module with ``serve``, default port)
 FAKE_VENUES: dict[str, tuple[str, int]] = {
     "ib": ("rustybt.testing.venues.ib.server", 7497),
+    "binance": ("rustybt.testing.venues.binance.server", 8080),
 }
+#: venues whose fake takes ``--market-type``
+MARKET_TYPES: dict[str, tuple[str, ...]] = {"binance": ("spot", "futures")}
 
 
 @venue_app.command("serve")
@@ -30,6 +33,7 @@ def serve(
     port: int = typer.Option(None, help="TCP port on 127.0.0.1 (default: the venue's own)."),
     interval: float = typer.Option(1.0, help="Seconds between the fake market's bars."),
     seed: int = typer.Option(0, help="Seed of the fake market's random walk."),
+    market_type: str = typer.Option(None, help="binance: spot or futures (USDⓈ-M)."),
 ) -> None:
     """Serve a fake venue on 127.0.0.1 until Ctrl-C."""
     with front_door(f"fake {venue} venue stopped"):
@@ -42,9 +46,18 @@ def serve(
             raise ConfigError(f"--port {port} is not a TCP port (0-65535)")
         if interval <= 0:
             raise ConfigError(f"--interval must be > 0 seconds, got {interval}")
+        extra: dict[str, str] = {}
+        if market_type is not None:
+            allowed = MARKET_TYPES.get(venue.lower(), ())
+            if market_type not in allowed:
+                raise ConfigError(
+                    f"--market-type {market_type!r} is not one of the {venue} fake's: "
+                    f"{', '.join(allowed) or 'none'}"
+                )
+            extra["market_type"] = market_type
         run = importlib.import_module(module).serve
         try:
-            asyncio.run(run(port, interval=interval, seed=seed))
+            asyncio.run(run(port, interval=interval, seed=seed, **extra))
         except OSError as exc:
             raise exit_with(
                 f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; pick another --port",

@@ -1089,6 +1089,43 @@ class FakeBinance:
         }
 
 
+async def serve(
+    port: int, *, interval: float = 1.0, seed: int = 0, market_type: str = "spot"
+) -> None:
+    """Run a fake Binance on 127.0.0.1:``port`` until cancelled (``rustybt venue serve``):
+    a seeded random walk pushes one 1-minute bar per symbol every ``interval`` seconds."""
+    import sys
+
+    if market_type not in ("spot", "futures"):
+        raise ValueError(f"market_type must be 'spot' or 'futures', got {market_type!r}")
+    fake = FakeBinance(market_type, port=port)
+    hook = _market_stream_hook()
+    if hook is not None:
+        hook(fake)
+    await fake.start()
+    fake.start_random_walk(interval, seed)
+    print(
+        f"fake Binance {market_type} on {fake.base_url} (ws {fake.ws_url}); key "
+        f"{DEFAULT_API_KEY!r} secret {DEFAULT_API_SECRET!r}; Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+def _market_stream_hook() -> Any:
+    """``market_stream.attach(fake)`` when the streaming fake offers one (else None): the
+    hook for serving Binance's market streams on the same port."""
+    try:
+        from rustybt.testing.venues.binance import market_stream
+    except ImportError:
+        return None
+    return getattr(market_stream, "attach", None)
+
+
 def _strip_signature(raw: str) -> str:
     """``raw`` without its ``signature=`` parameter (what Binance signs)."""
     if not raw:
