@@ -265,7 +265,7 @@ def broker(raw: Any, label: str) -> str:
     if value not in BROKERS:
         raise ConfigError(
             f"unknown broker {value!r}; available: {', '.join(BROKERS)}. "
-            "(Venue adapters are configured in Python: see docs/live-trading.md)"
+            "(other venues are configured in Python: see docs/live-trading.md)"
         )
     return value
 

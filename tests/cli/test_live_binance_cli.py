@@ -84,7 +84,7 @@ def start_fake(port: int, *extra: str) -> subprocess.Popen:
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read())
+                raise AssertionError(proc.stderr.read()) from None
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("fake venue did not start")
