@@ -967,6 +967,7 @@ SECTIONS: list[Section] = [
     Section("restart", module_section("bench_restart", "Restart to trading-ready")),
     Section("soak", module_section("bench_soak", "RSS soak")),
     Section("ib", module_section("bench_ib", "Interactive Brokers adapter ↔ fake TWS")),
+    Section("binance", module_section("bench_venue", "Binance adapter ↔ fake Binance")),
 ]
 SECTION_NAMES = [s.name for s in SECTIONS]
 

@@ -205,6 +205,7 @@ DOCS = [
     "docs/paper-broker.md",
     "docs/live-trading.md",
     "docs/data.md",
+    "docs/venues/binance.md",
 ]
 
 

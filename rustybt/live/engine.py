@@ -1162,6 +1162,17 @@ class LiveTradingEngine:
                 await asyncio.sleep(0)  # let timers (checkpoints, fsync, control) run
         await self.order_manager.drain()
 
+    async def _settle_queued_order_events(self) -> None:
+        """At shutdown, apply the order events already received (a network venue's fills
+        arrive with or just after its submit answers), so the final checkpoint holds them."""
+        kinds = (OrderFillEvent, OrderAckEvent, OrderCancelEvent, OrderRejectEvent)
+        for _ in range(100_000):  # bounded: the queue holds what arrived before the stop
+            ev = self.event_queue.get_nowait()
+            if ev is None:
+                return
+            if isinstance(ev, kinds):
+                await self._dispatch(ev)
+
     async def _dispatch(self, ev: Any) -> None:
         self.stats["events_processed"] += 1
         try:
@@ -1754,6 +1765,7 @@ class LiveTradingEngine:
                 await self.streams.stop()
         with contextlib.suppress(Exception):
             await self.order_manager.drain()
+        await self._settle_queued_order_events()
         await self.order_manager.stop_resolvers()
         if self._control is not None:
             with contextlib.suppress(Exception):

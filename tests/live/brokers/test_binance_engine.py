@@ -70,3 +70,43 @@ async def test_engine_blocks_new_risk_while_the_stream_is_down_and_reconciles_af
         finally:
             await engine.shutdown()
             await asyncio.wait_for(task, 10)
+
+
+class BuyOnThird(TradingAlgorithm):
+    def initialize(self):
+        self.btc = self.symbol("BTCUSDT")
+        self.bars = 0
+
+    def handle_data(self, context, data):
+        self.bars += 1
+        if self.bars == 3:
+            self.order(self.btc, Decimal("0.01"))
+
+
+async def test_a_fill_received_as_the_engine_stops_is_in_the_final_checkpoint(tmp_path):
+    """The last bar's market order is answered (with its fill) while the engine stops:
+    shutdown applies the fill before the final checkpoint (it used to be dropped until
+    the next restart's recovery)."""
+    async with FakeBinance("spot") as fake:
+        adapter = BinanceBrokerAdapter(
+            DEFAULT_API_KEY, DEFAULT_API_SECRET, base_url=fake.base_url, market_data_interval=0.05
+        )
+        engine = LiveTradingEngine(
+            strategy=BuyOnThird(),
+            broker_adapter=adapter,
+            circuit_breakers=CircuitBreakerManager(),
+            state_dir=tmp_path,
+            control_socket=False,
+            stop_when_data_ends=False,
+        )
+        engine.stop_after_market_events = 3
+        task = asyncio.create_task(engine.run())
+        await wait_for(lambda: adapter.stream_up, 10)
+        for close in ("50000", "50010", "50020"):
+            fake.push_bar("BTCUSDT", close, close, close, close)
+            await asyncio.sleep(0.15)
+        await asyncio.wait_for(task, 20)
+    assert len(fake.exchange.trades) == 1
+    cp = engine.state_manager.load_checkpoint(engine.strategy_name)
+    (pos,) = cp.ledger_state["positions"]
+    assert D(pos["amount"]) == D("0.01")

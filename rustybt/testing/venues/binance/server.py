@@ -116,6 +116,7 @@ class FakeBinance:
         self.port = port
         self.weight_limit = weight_limit
         self._weight: deque[tuple[float, int]] = deque()
+        self._weight_sum = 0
         self._streams: set[web.WebSocketResponse] = set()
         self._sub_ids = itertools.count(0)
         self._stall_until = 0.0
@@ -379,9 +380,11 @@ class FakeBinance:
         now = time.monotonic()
         w = self._weight
         while w and w[0][0] < now - 60:
-            w.popleft()
-        w.append((now, _WEIGHTS.get(path, 1)))
-        return sum(x for _, x in w)
+            self._weight_sum -= w.popleft()[1]
+        cost = _WEIGHTS.get(path, 1)
+        w.append((now, cost))
+        self._weight_sum += cost
+        return self._weight_sum
 
     # --- auth ---
     async def _params(self, request: web.Request, signed: bool) -> dict[str, str]:
