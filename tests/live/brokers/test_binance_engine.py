@@ -110,3 +110,40 @@ async def test_a_fill_received_as_the_engine_stops_is_in_the_final_checkpoint(tm
     cp = engine.state_manager.load_checkpoint(engine.strategy_name)
     (pos,) = cp.ledger_state["positions"]
     assert D(pos["amount"]) == D("0.01")
+
+
+async def test_an_order_accepted_then_timed_out_stays_unknown_then_resolves_once(tmp_path):
+    """Binance accepts the order but the answer never arrives in time: the engine keeps it
+    UNKNOWN (not rejected, not resent) and settles it from the venue by client order id."""
+    from rustybt.finance.order import OrderStatus
+
+    async with FakeBinance("spot") as fake:
+        adapter = BinanceBrokerAdapter(
+            DEFAULT_API_KEY,
+            DEFAULT_API_SECRET,
+            base_url=fake.base_url,
+            request_timeout=0.5,
+            market_data_interval=0.05,
+        )
+        engine = LiveTradingEngine(
+            strategy=BuyOnce(),
+            broker_adapter=adapter,
+            circuit_breakers=CircuitBreakerManager(),
+            state_dir=tmp_path,
+            control_socket=False,
+            stop_when_data_ends=False,
+        )
+        task = asyncio.create_task(engine.run())
+        try:
+            await wait_for(lambda: adapter.stream_up and engine.reconciliation_state == "ok", 10)
+            fake.faults.accept_then_timeout(1, seconds=1.5, match="POST /api/v3/order")
+            fake.push_bar("BTCUSDT", "50000", "50000", "50000", "50000")
+            await wait_for(lambda: bool(engine.order_manager.orders), 10)
+            (order,) = engine.order_manager.orders.values()
+            await wait_for(lambda: order.status is OrderStatus.FILLED, 15)
+            assert fake.exchange.received == [order.id]  # sent once, never resent
+            assert engine.ledger.positions[order.asset].amount == D("0.01")
+            assert engine.order_manager.fill_count == 1
+        finally:
+            await engine.shutdown()
+            await asyncio.wait_for(task, 10)

@@ -420,6 +420,11 @@ class CcxtBrokerAdapter(BrokerAdapter):
         time_in_force: str = "gtc",
     ) -> str:
         ex = self._require_connected()
+        # The engine starts a submission inside the strategy's call and hands it to a task
+        # at its first suspension. Yield before any I/O so that aiohttp's request timeout
+        # binds to that task, not to the engine's loop (its timer cancels the task it was
+        # entered in).
+        await asyncio.sleep(0)
         venue_asset, otype = self._check_order(asset, amount, order_type, limit_price, stop_price)
         tif = TimeInForce.parse(time_in_force).value
         if tif not in self.capabilities.time_in_force:
@@ -468,6 +473,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         asset: Asset | None = None,
     ) -> None:
         ex = self._require_connected()
+        await asyncio.sleep(0)  # as in submit_order: run the I/O on the engine's task for it
         tracked = None
         if broker_order_id is not None:
             tracked = self._by_order_id.get(str(broker_order_id))
