@@ -1,0 +1,14 @@
+"""Smoke test of the Binance venue benchmark (tiny sizes, no timing assertions)."""
+
+from __future__ import annotations
+
+from benchmarks import bench_venue, run_all
+
+
+def test_venue_bench_reports_ack_fill_and_stream_rows() -> None:
+    out = bench_venue.run(quick=True)
+    measures = [r["measure"] for r in out["rows"]]
+    assert measures[0].startswith("submit → ack") and measures[1] == "fill on stream → ledger"
+    assert out["rows"][0]["n"] == 50 and out["rows"][1]["n"] == 20
+    assert out["raw"]["msgs_per_s"] > 0
+    assert "binance" in run_all.SECTION_NAMES
