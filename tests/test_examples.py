@@ -205,7 +205,6 @@ DOCS = [
     "docs/paper-broker.md",
     "docs/live-trading.md",
     "docs/data.md",
-    "docs/venues/binance.md",
 ]
 
 
