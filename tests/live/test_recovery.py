@@ -198,3 +198,40 @@ def test_audit_log_redacts_nested_secret_keys(tmp_path):
     log.close()
     text = (tmp_path / "a.jsonl").read_text()
     assert "zz-secret-zz" not in text and '"n": 1' in text
+
+
+# --- item 6: an automatic breaker trip is on disk before it is reported -----------------
+async def test_a_breaker_trip_is_durable_before_it_is_reported_and_a_restart_is_halted(
+    tmp_path,
+):
+    from rustybt.live.brokers.paper_broker import PaperBroker
+    from rustybt.live.circuit_breakers import CircuitBreakerManager, OrderRateCircuitBreaker
+    from rustybt.live.recovery import HaltStore
+
+    def breakers() -> CircuitBreakerManager:
+        manager = CircuitBreakerManager()
+        manager.add_breaker(OrderRateCircuitBreaker(1, window_seconds=3600))
+        return manager
+
+    state = tmp_path / "state"
+    first = make_engine(
+        Flipper(), PaperBroker(starting_cash=D("100000")), state, circuit_breakers=breakers()
+    )
+    await run(first, events=40)  # orders at bars 20 and 30: the second trips it
+    (tripped,) = audit(first, "circuit_breakers_tripped")
+    assert tripped["durable"] is True and tripped["breaker_types"] == ["order_rate"]
+    saved = HaltStore(state, "Flipper").load()
+    assert [b["name"] for b in saved["breakers"]] == ["order_rate"]
+
+    # A fresh account (nothing restored from any checkpoint): still halted.
+    second = make_engine(
+        Flipper(), PaperBroker(starting_cash=D("100000")), state, circuit_breakers=breakers()
+    )
+    await run(second, events=25)
+    assert second._restored_from is None
+    assert not second.circuit_breakers.can_trade()
+    assert audit(second, "halt_restored")
+    assert second.broker.submissions == [], "a halted engine traded"
+    await second.resume(operator="carol", reason="limits reviewed")
+    assert second.circuit_breakers.can_trade()
+    assert HaltStore(state, "Flipper").load()["breakers"] == []
