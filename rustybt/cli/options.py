@@ -21,8 +21,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from rustybt.exceptions import ConfigError
 
 Parser = Callable[[Any, str], Any]
@@ -149,6 +147,8 @@ def boolean(raw: Any, label: str) -> bool:
 
 def date(raw: Any, label: str) -> str:
     """A date or timestamp pandas understands; returned as given (the engine parses it)."""
+    import pandas as pd  # slow to import: only when a date is given
+
     value = str(raw).strip()
     try:
         pd.Timestamp(value)
@@ -417,7 +417,11 @@ def check(
 
 def check_date_order(opts: Mapping[str, Any]) -> None:
     start, end = opts.get("start"), opts.get("end")
-    if start is not None and end is not None and pd.Timestamp(start) > pd.Timestamp(end):
+    if start is None or end is None:
+        return
+    import pandas as pd
+
+    if pd.Timestamp(start) > pd.Timestamp(end):
         raise ConfigError(f"start {start} is after end {end}; swap them")
 
 
@@ -427,6 +431,8 @@ def check_bundle(name: str, frequency: str, opts: Mapping[str, Any], command: st
     A date outside the bundle quotes each asset class's own range (an equity strategy
     should not be told the crypto range).
     """
+    import pandas as pd
+
     from rustybt.data.bundles import load_bundle
 
     bundle = load_bundle(name)

@@ -1,19 +1,21 @@
 """Live trading: the engine, brokers, safety (breakers, limits), durability, scheduling.
 
 ``from rustybt.live import LiveTradingEngine`` is the entry point. Every public name below
-is importable from here; all but the engine load on first use, so importing
-``rustybt.live`` stays cheap (the scheduler pulls in APScheduler and exchange_calendars).
+is importable from here and loads on first use, so importing ``rustybt.live`` (or one of
+its light modules, such as ``rustybt.live.audit``) does not pay for the engine's imports.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rustybt.live.engine import LiveTradingEngine
+if TYPE_CHECKING:  # pragma: no cover
+    from rustybt.live.engine import LiveTradingEngine as LiveTradingEngine
 
 # public name -> module that defines it
 _LAZY = {
+    "LiveTradingEngine": "rustybt.live.engine",
     "BrokerAdapter": "rustybt.live.brokers.base",
     "PaperBroker": "rustybt.live.brokers.paper_broker",
     "CircuitBreakerManager": "rustybt.live.circuit_breakers",
@@ -40,7 +42,7 @@ _LAZY = {
     "prune_state": "rustybt.live.retention",
 }
 
-__all__ = ["LiveTradingEngine", *sorted(_LAZY)]
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

@@ -309,3 +309,22 @@ def test_crash_reports_are_pruned_to_the_newest(tmp_path, monkeypatch):
             os.utime(path, (1_700_000_000 + i, 1_700_000_000 + i))
     reports = sorted(path.parent.glob("crash-*.txt"))
     assert len(reports) <= 3
+
+
+def test_version_and_refused_options_do_not_load_the_data_stack():
+    # `rustybt --version` and a refused option answer without importing polars/pandas or
+    # the engine: checked by module, not by the clock.
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from rustybt.cli.main import app\n"
+        "r = CliRunner().invoke(app, ['live', '-f', sys.argv[1], '--max-bars', '0'])\n"
+        "assert r.exit_code == 2, r.output\n"
+        "heavy = [m for m in ('polars', 'pandas', 'rustybt.live.engine') if m in sys.modules]\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, QUICKSTART], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "none"
