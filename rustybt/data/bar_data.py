@@ -415,6 +415,10 @@ class LiveBarData(BarData):
         if daily is not None:
             daily[0].add(ns, bar.open, bar.high, bar.low, bar.close, bar.volume)
         if store.n >= 2 * self.window:
+            if daily is None:
+                # live bars are about to be dropped: build their sessions first, so a daily
+                # history asked later still has every live bar of every session
+                self._start_daily(asset)
             drop = store.n - self.window
             store.compact(self.window)
             self._bundle_rows[asset] = max(0, self._bundle_rows.get(asset, 0) - drop)
