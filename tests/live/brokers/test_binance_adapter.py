@@ -176,3 +176,22 @@ async def test_unknown_instrument_is_an_invalid_order_listing_known_ones():
                 )
         finally:
             await adapter.disconnect()
+
+
+async def test_after_a_restart_a_closed_order_is_found_through_the_account_holdings():
+    """A new process knows no symbol for the id: the held asset leads to it."""
+    async with FakeBinance() as fake:
+        first = BinanceBrokerAdapter(DEFAULT_API_KEY, DEFAULT_API_SECRET, base_url=fake.base_url)
+        await first.connect()
+        await first.submit_order(
+            first.asset("ETHUSDT"), D("0.01"), "market", client_order_id="held-1"
+        )
+        await first.disconnect()
+        second = BinanceBrokerAdapter(DEFAULT_API_KEY, DEFAULT_API_SECRET, base_url=fake.base_url)
+        await second.connect()
+        try:
+            assert await second._lookup_candidates() == ["ETHUSDT", "BTCUSDT"]
+            got = await second.get_order_by_client_id("held-1")
+            assert got["status"] == "filled" and got["asset"].symbol == "ETHUSDT"
+        finally:
+            await second.disconnect()

@@ -616,8 +616,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
         raw = None
         if not symbols:
             raw = await self._find_open(None, vcid)
-            symbols = sorted(self._interest) + sorted(set(self.instruments) - self._interest)
-            symbols = symbols[:50]
+            if raw is None:
+                symbols = await self._lookup_candidates()
         for sym in dict.fromkeys(symbols):
             if raw is not None:
                 break
@@ -651,6 +651,26 @@ class CcxtBrokerAdapter(BrokerAdapter):
         out["fills"] = fills
         out["commission"] = commission
         return out
+
+    async def _lookup_candidates(self) -> list[str]:
+        """Symbols to ask for a client id this process never saw: the strategy's, then
+        those the account holds (a filled order left a balance or position), then the
+        rest of the venue's, 50 at most (the venue needs a symbol per query)."""
+        held: list[str] = []
+        try:
+            acct = await self._call(self.venue.fetch_account(self._ex), "query")
+        except Exception:
+            acct = None
+        if acct is not None:
+            held = sorted(m for m in acct.positions if m in self.instruments)
+            held += sorted(
+                mid
+                for mid, m in self._markets.items()
+                if acct.balances.get(str(m["base"]).upper(), _ZERO) != 0
+            )
+        first = sorted(self._interest) + held
+        rest = sorted(set(self.instruments) - set(first))
+        return list(dict.fromkeys(first + rest))[:50]
 
     async def get_current_price(self, asset: Asset) -> Decimal | None:
         return self._last_price.get(asset.symbol)
