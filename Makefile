@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint format bench bench-full clean
+.PHONY: run test test-slow lint format bench bench-full compat clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 # everything: every section (restart, reconcile, soak, venues), 5 runs per backtest job
 bench-full: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all --runs 5
+
+# zipline-reloaded's own examples (from the peer venv, imports renamed) through `rustybt run`.
+compat: $(STAMP)
+	$(BIN)/python -m benchmarks.zipline_compat
 
 clean:
 	rm -rf $(VENV) .pytest_cache

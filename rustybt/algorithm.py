@@ -13,19 +13,28 @@ logged and visible in ``get_order``'s history, and the strategy keeps running). 
 parameters raise :class:`~rustybt.exceptions.InvalidOrder`; an unknown symbol raises
 :class:`~rustybt.exceptions.SymbolNotFound`; an order on an asset with no price yet
 raises :class:`~rustybt.exceptions.NoMarketData`.
+
+Numbers at the API: a class-based strategy sees ``Decimal`` (``numbers = "decimal"``); a
+zipline-style script sees floats (``numbers = "float"``, see :mod:`rustybt.boundary`).
+Either can switch: a class sets ``numbers``, a script sets a module-level
+``RUSTYBT_NUMBERS = "decimal"``. Money inside stays ``Decimal`` in both.
 """
 
 from __future__ import annotations
 
 import contextvars
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from rustybt.assets import Asset
+from rustybt.boundary import FloatAccount, FloatBarData, FloatPortfolio, check_numbers
+from rustybt.data.bar_data import BarData
 from rustybt.exceptions import ConfigError, InvalidOrder, NoMarketData, RustyBTError
 from rustybt.finance.order import (
     LimitOrder,
@@ -60,6 +69,8 @@ class TradingAlgorithm:
 
     #: Name used for checkpoints, journals and client order ids; defaults to the class name.
     name: str | None = None
+    #: What ``data``, ``portfolio``, ``account`` and results show: "decimal" or "float".
+    numbers: str = "decimal"
 
     def __init__(self, **params: Any) -> None:
         for key, value in params.items():
@@ -92,9 +103,24 @@ class TradingAlgorithm:
             TradingAlgorithm.__init__(self)
         self._rt = runtime
 
+    @property
+    def _floats(self) -> bool:
+        return check_numbers(self.numbers) == "float"
+
+    def _view(self, data: Any) -> Any:
+        """``data`` as this strategy sees it (a float view in float mode)."""
+        if self._floats and isinstance(data, BarData):
+            cached = getattr(self, "_float_data", None)
+            if cached is None or cached.decimal is not data:
+                cached = self._float_data = FloatBarData(data)
+            return cached
+        return data
+
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         token = _current_algo.set(self)
         try:
+            if self._floats:
+                args = tuple(self._view(a) for a in args)
             return fn(*args)
         finally:
             _current_algo.reset(token)
@@ -107,11 +133,14 @@ class TradingAlgorithm:
     def _run_handle_data(self, data: Any) -> None:
         token = _current_algo.set(self)
         try:
-            self.handle_data(self, data)
+            self.handle_data(self, self._view(data) if self.numbers == "float" else data)
         finally:
             _current_algo.reset(token)
 
     def _run_before_trading_start(self, data: Any) -> None:
+        pipes = getattr(self, "_pipelines", None)
+        if pipes:
+            self._pipeline_outputs = pipes.run_all(self._rt, data)
         self._call(self.before_trading_start, self, data)
 
     # --- state capture for checkpoints -------------------------------------------------
@@ -158,13 +187,17 @@ class TradingAlgorithm:
 
     @property
     def portfolio(self) -> Any:
-        """The portfolio: ``portfolio_value``, ``cash``, ``positions`` (all ``Decimal``)."""
-        return self._rt.ledger.portfolio
+        """The portfolio: ``portfolio_value``, ``cash``, ``positions`` (``Decimal``; floats
+        for a float-mode strategy, see :mod:`rustybt.boundary`)."""
+        view = self._rt.ledger.portfolio
+        return FloatPortfolio(view) if self._floats else view
 
     @property
     def account(self) -> Any:
-        """Account figures (cash, buying power, leverage) as ``Decimal``."""
-        return self._rt.ledger.account
+        """Account figures (cash, buying power, leverage): ``Decimal``, or floats in float
+        mode."""
+        view = self._rt.ledger.account
+        return FloatAccount(view) if self._floats else view
 
     @property
     def recorded_vars(self) -> dict[str, Any]:
@@ -178,6 +211,83 @@ class TradingAlgorithm:
                 raise InvalidOrder("record() takes name/value pairs, e.g. record('x', 1)")
             kwargs.update(zip(args[::2], args[1::2], strict=True))
         self._recorded.update(kwargs)
+
+    # --- cost models (zipline's set_commission / set_slippage) ----------------------------
+    def set_commission(self, us_equities: Any = None, us_futures: Any = None) -> None:
+        """Use this commission model for the run's simulated fills (call in ``initialize``).
+
+        Applies to the backtest and the paper broker alike; a real venue charges what it
+        charges, so there it is ignored with a warning. One model serves every asset
+        class: pass it as ``us_equities`` (zipline's first parameter) or ``us_futures``.
+        """
+        from rustybt.finance.decimal.commission import CommissionModel
+
+        model = self._one_model("set_commission", us_equities, us_futures)
+        if not isinstance(model, CommissionModel):
+            raise ConfigError(
+                f"set_commission({model!r}): pass a commission model, e.g. "
+                "commission.PerShare(cost=0.005) from rustybt.finance"
+            )
+        self._rt.set_cost_models(commission_model=model)
+
+    def set_slippage(self, us_equities: Any = None, us_futures: Any = None) -> None:
+        """Use this slippage model (and its volume limit) for simulated fills.
+
+        Call in ``initialize``. Like :meth:`set_commission`: backtest and paper alike,
+        ignored with a warning on a real venue.
+        """
+        from rustybt.finance.decimal.slippage import SlippageModel
+
+        model = self._one_model("set_slippage", us_equities, us_futures)
+        if not isinstance(model, SlippageModel):
+            raise ConfigError(
+                f"set_slippage({model!r}): pass a slippage model, e.g. "
+                "slippage.VolumeShareSlippage() from rustybt.finance"
+            )
+        self._rt.set_cost_models(slippage_model=model)
+
+    def _one_model(self, fn: str, us_equities: Any, us_futures: Any) -> Any:
+        if self._initialized:
+            raise ConfigError(
+                f"{fn}() works only inside initialize(): the models of a run are fixed "
+                "before its first bar; move the call into initialize"
+            )
+        if us_equities is not None and us_futures is not None and us_equities != us_futures:
+            raise ConfigError(
+                f"{fn}(us_equities=..., us_futures=...) with two different models is not "
+                "supported: one model serves every asset class; pass one of them"
+            )
+        model = us_equities if us_equities is not None else us_futures
+        if model is None:
+            raise ConfigError(f"{fn}() needs a model, e.g. {fn}(commission.PerShare())")
+        return model
+
+    # --- pipelines ----------------------------------------------------------------------
+    def attach_pipeline(
+        self, pipeline: Any, name: str, chunks: Any = None, eager: bool = True
+    ) -> Any:
+        """Compute ``pipeline`` once per session, before ``before_trading_start``.
+
+        Call in ``initialize``; read the result with :meth:`pipeline_output`. ``chunks``
+        and ``eager`` are accepted for zipline's signature (the engine computes one
+        session at a time).
+        """
+        from rustybt.pipeline.attached import AttachedPipelines
+
+        if self._initialized:
+            raise ConfigError(
+                "attach_pipeline() works only inside initialize(); move the call there"
+            )
+        if getattr(self, "_pipelines", None) is None:
+            self._pipelines = AttachedPipelines()
+        self._pipelines.attach(pipeline, name)
+        return pipeline
+
+    def pipeline_output(self, name: str) -> Any:
+        """This session's output of the pipeline attached as ``name`` (a DataFrame)."""
+        from rustybt.pipeline.attached import output_of
+
+        return output_of(self, name)
 
     # --- scheduling ---------------------------------------------------------------------
     def schedule_function(
@@ -239,6 +349,11 @@ class TradingAlgorithm:
             )
         amount = to_decimal("amount", amount)
         order_type, limit_price, stop_price = _resolve_style(limit_price, stop_price, style)
+        if self._floats:
+            # A float price from numpy arithmetic lands between ticks: round it to the
+            # nearest tick (exactly, from its repr) rather than refusing it.
+            limit_price = _to_tick(asset, limit_price)
+            stop_price = _to_tick(asset, stop_price)
         rounded = asset.round_amount(amount)
         if rounded == 0:
             return None  # zero, or less than one lot: a documented no-op
@@ -291,7 +406,7 @@ class TradingAlgorithm:
         percent = to_decimal("percent", percent)
         return self.order_value(
             asset,
-            self.portfolio.portfolio_value * percent,
+            self._rt.ledger.portfolio_value * percent,
             limit_price,
             stop_price,
             style,
@@ -359,7 +474,7 @@ class TradingAlgorithm:
         target = to_decimal("target", target)
         return self.order_target_value(
             asset,
-            self.portfolio.portfolio_value * target,
+            self._rt.ledger.portfolio_value * target,
             limit_price,
             stop_price,
             style,
@@ -390,10 +505,13 @@ class TradingAlgorithm:
 class ScriptAlgorithm(TradingAlgorithm):
     """Runs a zipline-style script: module-level ``initialize(context)`` and friends."""
 
+    numbers = "float"
+
     def __init__(self, namespace: dict[str, Any], name: str = "script") -> None:
         super().__init__()
         self._ns = namespace
         self.name = name
+        self.numbers = check_numbers(namespace.get("RUSTYBT_NUMBERS", "float"))
 
     def initialize(self, *args: Any) -> None:
         fn = self._ns.get("initialize")
@@ -411,12 +529,40 @@ class ScriptAlgorithm(TradingAlgorithm):
             fn(self, data)
 
     def analyze(self, context: Any, results: Any) -> None:
+        """zipline's ``analyze(context, perf)``: ``perf`` is the zipline-shaped frame."""
         fn = self._ns.get("analyze")
         if fn is not None:
+            frame = getattr(results, "zipline_frame", None)
+            if frame is not None:
+                results = frame(floats=self._floats)
+            headless_matplotlib()
             fn(self, results)
 
     def get_state(self) -> dict[str, Any]:
-        return {k: v for k, v in super().get_state().items() if k != "name"}
+        return {k: v for k, v in super().get_state().items() if k not in ("name", "numbers")}
+
+
+def _to_tick(asset: Asset, price: Decimal | None) -> Decimal | None:
+    if price is None:
+        return None
+    out = asset.round_price(price)
+    return out if out > 0 else asset.tick_size
+
+
+def headless_matplotlib() -> None:
+    """Without a display, make matplotlib draw to the non-interactive Agg backend.
+
+    zipline's examples end ``analyze`` with ``plt.show()``; on a server that must not
+    fail (Agg makes it a no-op). A backend the user chose (``MPLBACKEND``) is kept.
+    """
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if sys.platform in ("darwin", "win32") or os.environ.get("MPLBACKEND"):
+        return
+    os.environ["MPLBACKEND"] = "Agg"
+    mpl = sys.modules.get("matplotlib")
+    if mpl is not None:
+        mpl.use("Agg")
 
 
 def _limit_or_last(algo: TradingAlgorithm, asset: Asset, limit: Any) -> Decimal:

@@ -6,7 +6,7 @@ other calendar name is looked up there once and cached.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -41,11 +41,13 @@ def session_day(dt: datetime, tz: ZoneInfo, minute_bars: bool = True) -> date:
     """The trading day a bar belongs to.
 
     Minute bars are stamped at the end of their minute, so the bar stamped 00:00 closes
-    the previous day (it matters for 24/7 calendars); daily bars carry their date.
+    the previous day (it matters for 24/7 calendars); daily bars carry their date: they
+    are stamped midnight UTC of the session date, which in New York is still the evening
+    before, so their day is read in UTC.
     """
     if minute_bars:
-        dt = dt - _ONE_US
-    return dt.astimezone(tz).date()
+        return (dt - _ONE_US).astimezone(tz).date()
+    return dt.astimezone(UTC).date()
 
 
 def check_calendar_name(calendar: str, label: str = "calendar") -> str:

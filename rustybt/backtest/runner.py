@@ -7,8 +7,9 @@ scheduled functions that are due run, then ``handle_data`` runs once for all ass
 An order placed while handling bar t therefore fills no earlier than bar t+1.
 
 The clock is the union of the bar timestamps of the assets the strategy looked up in
-``initialize`` (all bundle assets when it looked up none), so an equity strategy on a
-bundle that also holds 24/7 crypto is not woken on weekends.
+``initialize``, or of the bundle's equities when it looked up none, or what
+``calendar=`` asks for (:mod:`rustybt.data.clock`), so an equity strategy on a bundle
+that also holds 24/7 crypto is not woken on weekends.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import Asset
 from rustybt.calendars import calendar_tz, session_day
 from rustybt.data.bar_data import BacktestBarData
+from rustybt.data.clock import clock_assets
 from rustybt.exceptions import ConfigError
 from rustybt.finance.blotter import Blotter
 from rustybt.finance.execution import ExecutionSimulator
@@ -70,6 +72,15 @@ class BacktestResult:
     bars: int
     wall_seconds: float
     recorded: list[dict[str, Any]] = field(default_factory=list)
+    #: Per session: its last bar ("close") and the positions then (asset, amount,
+    #: cost basis, last price); what :meth:`zipline_frame` needs beyond ``daily``.
+    day_ends: list[dict[str, Any]] = field(default_factory=list)
+
+    def zipline_frame(self, floats: bool = True) -> Any:
+        """zipline's ``perf`` DataFrame (pandas), float columns unless ``floats=False``."""
+        from rustybt.backtest.results_frame import zipline_frame
+
+        return zipline_frame(self, floats)
 
     def daily_frame(self) -> pl.DataFrame:
         return pl.DataFrame(_stringify_rows(self.daily))
@@ -139,6 +150,11 @@ class _BacktestRuntime:
         self.data: BacktestBarData | None = None
         self.now: datetime | None = None
         self.schedules: list[tuple[Callable[..., Any], Any, Any, str | None]] = []
+        self.cost_models: dict[str, Any] = {}
+
+    def set_cost_models(self, **models: Any) -> None:
+        """``set_commission``/``set_slippage`` from ``initialize``: applied before bar one."""
+        self.cost_models.update(models)
 
     def lookup_symbol(self, symbol: str) -> Asset:
         asset = self.asset_finder.lookup_symbol(symbol)
@@ -191,10 +207,21 @@ def run_algorithm(
     show_progress: bool = False,
     output_dir: str | Path | None = None,
     data_portal: Any = None,
-) -> BacktestResult:
+    calendar: str | None = None,
+    numbers: str | None = None,
+) -> Any:
     """Backtest ``strategy`` over ``bundle`` and return (and optionally save) the results.
 
-    ``start``/``end`` default to the bundle's whole range.
+    Two call forms. ``run_algorithm(MyStrategy(), ...)`` (a :class:`TradingAlgorithm`
+    subclass or instance) returns a :class:`BacktestResult`, whose
+    ``zipline_frame()`` is zipline's results DataFrame. zipline's functional form
+    ``run_algorithm(start=, end=, initialize=, handle_data=, before_trading_start=,
+    analyze=, capital_base=, bundle=, data_frequency=)`` returns that DataFrame directly,
+    as zipline does (float columns; ``numbers="decimal"`` keeps ``Decimal``).
+
+    ``start``/``end`` default to the bundle's whole range; ``calendar`` overrides the
+    clock's calendar (:mod:`rustybt.data.clock`); ``numbers`` ("float"/"decimal") sets
+    what the strategy sees at the API.
     """
     from rustybt.data.polars.data_portal import PolarsDataPortal
 
@@ -207,6 +234,11 @@ def run_algorithm(
             "analyze": analyze,
         },
     )
+    functional = strategy is None
+    if numbers is not None:
+        from rustybt.boundary import check_numbers
+
+        algo.numbers = check_numbers(numbers)
     try:
         capital = Decimal(str(capital_base))
     except Exception as exc:
@@ -231,11 +263,15 @@ def run_algorithm(
     algo._attach(runtime)
     algo._run_initialize()
 
-    used = list(runtime.used_assets) or None
-    clock_ns = portal.timestamps(used, start_dt, end_dt)
+    clock_calendar, clock_set = clock_assets(portal.asset_finder, runtime.used_assets, calendar)
+    clock_ns = portal.timestamps(clock_set, start_dt, end_dt)
     simulator = ExecutionSimulator(slippage_model, commission_model, volume_limit_pct)
+    simulator.set_models(**runtime.cost_models)
     runner = _Loop(algo, runtime, portal, clock_ns, simulator, circuit_breakers)
-    return runner.run(show_progress, output_dir)
+    runner.calendar = clock_calendar
+    runner.tz = calendar_tz(clock_calendar)
+    result = runner.run(show_progress, output_dir)
+    return result.zipline_frame(floats=algo._floats) if functional else result
 
 
 class _Loop:
@@ -260,6 +296,7 @@ class _Loop:
         self.transactions: list[dict[str, Any]] = []
         self.daily: list[dict[str, Any]] = []
         self.recorded: list[dict[str, Any]] = []
+        self.day_ends: list[dict[str, Any]] = []
 
     def _fire_times(self, start: datetime, end: datetime) -> list[tuple[int, Callable[..., Any]]]:
         out: list[tuple[int, Callable[..., Any]]] = []
@@ -375,6 +412,7 @@ class _Loop:
             bars=n,
             wall_seconds=wall,
             recorded=self.recorded,
+            day_ends=self.day_ends,
         )
         algo._call(algo.analyze, algo, result)
         if output_dir is not None:
@@ -402,6 +440,16 @@ class _Loop:
             "fees_total": ledger.fees_paid,
         }
         self.daily.append(row)
+        self.day_ends.append(
+            {
+                "close": last_dt,
+                "positions": [
+                    (p.asset, p.amount, p.cost_basis, p.last_price)
+                    for p in ledger.positions.values()
+                    if p.amount != 0
+                ],
+            }
+        )
         rec = self.algo._recorded
         if rec:
             self.recorded.append({"date": day, **rec})

@@ -149,8 +149,15 @@ def run(
         "0.025", help="Max fraction of a bar's volume one asset's orders may take."
     ),
     no_progress: bool = typer.Option(False, "--no-progress"),
+    calendar: str = typer.Option(
+        None, help="Clock calendar, e.g. XNYS or 24/7 (default: the strategy's assets')."
+    ),
 ) -> None:
-    """Backtest a strategy and print its summary (same cost defaults as `rustybt live`)."""
+    """Backtest a strategy and print its summary (same cost defaults as `rustybt live`).
+
+    A strategy's own set_commission/set_slippage replace the cost options here. A
+    zipline-style script's analyze(context, perf) runs at the end.
+    """
     with front_door("backtest stopped; no results were written", algofile):
         opts = optspec.check(
             optspec.RUN_OPTIONS,
@@ -166,6 +173,7 @@ def run(
                 "commission_per_share": commission_per_share,
                 "slippage_bps": slippage_bps,
                 "volume_limit_pct": volume_limit_pct,
+                "calendar": calendar,
             },
         )
         optspec.check_date_order(opts)
@@ -193,6 +201,7 @@ def run(
             volume_limit_pct=opts["volume_limit_pct"],
             show_progress=not no_progress,
             output_dir=out,
+            calendar=opts.get("calendar"),
         )
     from rustybt.metrics.performance import format_summary
 
@@ -264,6 +273,7 @@ def live(
     live_money: bool = typer.Option(
         False, "--live-money", help="Allow real money (IB ports 7496/4001, Binance mainnet)."
     ),
+    calendar: str = typer.Option(None, help="Replay clock calendar, e.g. XNYS or 24/7."),
     no_progress: bool = typer.Option(False, "--no-progress"),
     testnet: bool = typer.Option(False, "--testnet", help="Binance: use its testnet."),
     venue_url: str = typer.Option(
@@ -301,6 +311,7 @@ def live(
             "testnet": testnet or None,
             "venue_url": venue_url,
             "market_type": market_type,
+            "calendar": calendar,
         }
         opts.update(optspec.check(optspec.LIVE_OPTIONS, cli))
         if not opts.get("algofile"):
@@ -377,6 +388,7 @@ def _build_engine(opts: dict[str, Any]) -> Any:
         start=opts.get("start"),
         end=end,
         state_dir=state_dir,
+        calendar=opts.get("calendar"),
     )
     if opts.get("max_bars"):
         engine.stop_after_market_events = int(opts["max_bars"])

@@ -317,6 +317,7 @@ RUN_OPTIONS: dict[str, Option] = {
     "data_frequency": Option(choice("minute", "daily"), "--data-frequency"),
     "output": Option(output_dir, "--output"),
     "strategy_name": Option(text, "--strategy-name"),
+    "calendar": Option(lambda raw, label: _calendar(raw, label), "--calendar"),
     **COMMON_COST_OPTIONS,
 }
 
@@ -339,6 +340,7 @@ LIVE_OPTIONS: dict[str, Option] = {
         "--max-bars",
     ),
     "seed": Option(count(0, "42"), "--seed"),
+    "calendar": Option(lambda raw, label: _calendar(raw, label), "--calendar"),
     "latency_ms": Option(non_negative_number),
     "latency_jitter_pct": Option(decimal(Decimal(0), Decimal(1), meaning="a fraction")),
     "allow_short": Option(boolean),

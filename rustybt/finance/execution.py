@@ -128,6 +128,26 @@ class ExecutionSimulator:
         # asset -> (bar dt, volume already filled in that bar); one entry per asset.
         self._used: dict[Asset, tuple[datetime, Decimal]] = {}
 
+    def set_models(
+        self,
+        slippage_model: SlippageModel | None = None,
+        commission_model: CommissionModel | None = None,
+    ) -> None:
+        """Replace the slippage and/or commission model (``None`` keeps the current one).
+
+        What ``set_slippage``/``set_commission`` in a strategy's ``initialize`` call, so the
+        backtest and the paper broker apply the strategy's own cost models alike.
+        The strategy's slippage model also replaces the run's volume cap: its own
+        ``volume_limit`` is the cap (zipline's semantics; ``FixedSlippage`` has none).
+        """
+        checked = ExecutionSimulator(slippage_model, commission_model)  # same validation
+        if slippage_model is not None:
+            self.slippage_model = checked.slippage_model
+            self.volume_limit_pct = None
+            self._cap = slippage_model.volume_limit
+        if commission_model is not None:
+            self.commission_model = checked.commission_model
+
     @property
     def volume_cap(self) -> Decimal | None:
         """The effective fraction of bar volume all orders on one asset may take."""

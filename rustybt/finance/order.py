@@ -34,7 +34,8 @@ _ZERO = Decimal(0)
 
 # --- numbers -----------------------------------------------------------------------
 def to_decimal(name: str, value: Any) -> Decimal:
-    """Convert ``value`` (Decimal, int, str, or float via its repr) to a finite ``Decimal``.
+    """Convert ``value`` (Decimal, int, str, float via its repr, or a numpy scalar via its
+    str) to a finite ``Decimal``.
 
     Raises :class:`InvalidOrder` naming ``name`` when the value is not a number, is NaN
     or infinite, or is a bool (``True`` as an amount is almost certainly a bug).
@@ -45,7 +46,8 @@ def to_decimal(name: str, value: Any) -> Decimal:
         raise InvalidOrder(f"{name}={value!r} is a bool, not a number; pass a Decimal")
     elif isinstance(value, float):
         # The shortest repr is what the user typed; the binary expansion is noise.
-        out = Decimal(repr(value))
+        # float() first: numpy's float64 is a float whose repr is "np.float64(...)"
+        out = Decimal(repr(float(value)))
     elif isinstance(value, int | str | Decimal):
         try:
             out = Decimal(value.strip() if isinstance(value, str) else value)
@@ -53,6 +55,10 @@ def to_decimal(name: str, value: Any) -> Decimal:
             raise InvalidOrder(
                 f"{name}={value!r} is not a number; pass a Decimal such as Decimal('10')"
             ) from None
+    elif type(value).__module__ == "numpy" and hasattr(value, "item"):
+        # numpy scalars from zipline-style code: read exactly through str (float32 too)
+        item = value.item()
+        return to_decimal(name, item if isinstance(item, int | bool) else str(value))
     else:
         raise InvalidOrder(
             f"{name}={value!r} has type {type(value).__name__}; pass a Decimal, int or str"

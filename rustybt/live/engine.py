@@ -34,6 +34,7 @@ import structlog
 
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import AssetFinder
+from rustybt.data.clock import clock_assets
 from rustybt.exceptions import (
     CheckpointError,
     CheckpointMismatch,
@@ -123,6 +124,7 @@ class LiveTradingEngine:
         cash_tolerance_pct: Decimal = Decimal("0.01"),
         unknown_order_deadline_seconds: float = 30,
         stale_data_bars: float = 5,
+        calendar: str | None = None,
     ) -> None:
         if not isinstance(strategy, TradingAlgorithm):
             raise ConfigError(
@@ -170,6 +172,8 @@ class LiveTradingEngine:
         # None: replay the portal's bundle when the broker is simulated (paper); False:
         # take pushed/streamed data and use the portal only for history.
         self._replay = replay
+        # The replay clock's calendar (rustybt.data.clock); None: from the strategy's assets.
+        self._calendar = calendar
         self.state_dir = Path(state_dir) if state_dir is not None else _state_root() / "state"
         self.state_manager = state_manager or StateManager(self.state_dir)
         self.session_id = session_id or new_session_id()
@@ -234,6 +238,7 @@ class LiveTradingEngine:
             data_portal,
             self.clock,
             self._on_strategy_error,
+            broker=broker_adapter,
         )
         self.executor.on_success = self._on_success
         self.scheduler = scheduler
@@ -639,9 +644,11 @@ class LiveTradingEngine:
         if replay is None:
             replay = getattr(broker, "simulated", False) and not streaming
         if self.feed.portal is not None and replay:
-            n = self.feed.configure_replay(
-                list(self.executor.used_assets) or None, self._resume_after
+            clock_calendar, clock_set = clock_assets(
+                self.feed.portal.asset_finder, self.executor.used_assets, self._calendar
             )
+            self.executor.set_clock_calendar(clock_calendar)
+            n = self.feed.configure_replay(clock_set, self._resume_after)
             self._check_replay_not_behind_venue()
             self.audit.record(
                 "replay_configured",
@@ -1201,6 +1208,8 @@ class LiveTradingEngine:
         self.broker.on_market_data(bars)
         ex = self.executor
         ex.update_data(ev)
+        if not self._paused:
+            ex.roll_session(ev)  # before_trading_start precedes the session's triggers
         led = self.ledger
         positions = led.positions
         if positions:

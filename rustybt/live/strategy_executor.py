@@ -39,17 +39,22 @@ class StrategyExecutor:
         portal: Any,
         clock: Callable[[], datetime],
         on_error: Callable[[str, BaseException], None],
+        broker: Any = None,
     ) -> None:
         self.algo = algo
+        self.broker = broker
         self.ledger = ledger
         self.blotter = blotter
         self.asset_finder = asset_finder
+        self.portal = portal
         self.data = LiveBarData(portal)
         self.clock = clock
         self.on_error = on_error
         self.used_assets: dict[Asset, None] = {}
         self.schedules: list[tuple[Callable[..., Any], Any, Any, str | None]] = []
         self.scheduler: Any = None
+        #: The replay clock's calendar once the engine chose it (rustybt.data.clock).
+        self.clock_calendar: str | None = None
         self._session: date | None = None
         self._tz = None
         self.errors = 0
@@ -67,6 +72,21 @@ class StrategyExecutor:
 
     def last_price(self, asset: Asset) -> Decimal | None:
         return self.data.last_price(asset)
+
+    def set_cost_models(self, **models: Any) -> None:
+        """``set_commission``/``set_slippage``: the simulated venue applies them, the same
+        way the backtest does; a real venue charges what it charges, so they are ignored
+        there with a warning."""
+        apply = getattr(self.broker, "set_cost_models", None)
+        if apply is None:
+            log.warning(
+                "cost_models_ignored",
+                broker=type(self.broker).__name__,
+                models=", ".join(repr(m) for m in models.values()),
+                reason="a real venue charges its own fees and fills at its own prices",
+            )
+            return
+        apply(**models)
 
     def schedule_function(self, func: Any, date_rule: Any, time_rule: Any, calendar: Any) -> None:
         self.schedules.append((func, date_rule, time_rule, calendar))
@@ -91,8 +111,15 @@ class StrategyExecutor:
 
     @property
     def primary_calendar(self) -> str:
+        if self.clock_calendar is not None:
+            return self.clock_calendar
         assets = list(self.used_assets) or self.asset_finder.assets
         return assets[0].calendar if assets else "XNYS"
+
+    def set_clock_calendar(self, calendar: str) -> None:
+        """The calendar the engine's replay clock follows: sessions and schedules use it."""
+        self.clock_calendar = calendar
+        self._tz = calendar_tz(calendar)
 
     # --- driving the strategy --------------------------------------------------------------
     def initialize(self) -> None:
@@ -124,12 +151,21 @@ class StrategyExecutor:
         for bar in event.bars:
             update(bar)
 
-    def on_market_data(self, event: MarketDataEvent) -> None:
-        """Session roll-over hook, then ``handle_data`` (data already updated)."""
+    def roll_session(self, event: MarketDataEvent) -> None:
+        """At a session's first event: ``before_trading_start`` (pipelines first).
+
+        The engine calls this before the session's due scheduled functions, as the
+        backtest does, so a function scheduled at the open sees what
+        ``before_trading_start`` prepared (e.g. zipline's ``pipeline_output``).
+        """
         tz = self._tz
         if tz is not None:
             day = session_day(event.dt, tz)
             if day != self._session:
                 self._session = day
                 self._guard("before_trading_start", self.algo._run_before_trading_start, self.data)
+
+    def on_market_data(self, event: MarketDataEvent) -> None:
+        """Session roll-over hook (if not already done), then ``handle_data``."""
+        self.roll_session(event)
         self._guard("handle_data", self.algo._run_handle_data, self.data)

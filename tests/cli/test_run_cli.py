@@ -83,3 +83,29 @@ def test_ingest_then_backtest_on_the_new_bundle(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "Orders" in res.output
+
+
+def _run_with_calendar(tmp_path, calendar):
+    return runner.invoke(
+        app,
+        ["run", "-f", "examples/zipline_style.py", "--start", "2024-01-05", "--end",
+         "2024-01-08", "--no-progress", "--output", str(tmp_path / calendar.replace("/", "_")),
+         "--calendar", calendar],
+    )  # fmt: skip
+
+
+def test_run_calendar_option_sets_the_clock(tmp_path):
+    import polars as pl
+
+    equity = _run_with_calendar(tmp_path, "XNYS")
+    always = _run_with_calendar(tmp_path, "24/7")
+    assert equity.exit_code == 0 and always.exit_code == 0, equity.output + always.output
+    assert pl.read_parquet(tmp_path / "XNYS" / "daily.parquet").height == 2  # Fri, Mon
+    assert pl.read_parquet(tmp_path / "24_7" / "daily.parquet").height == 4  # every day
+
+
+def test_run_calendar_option_refuses_unknown_and_absent_calendars(tmp_path):
+    unknown = _run_with_calendar(tmp_path, "NOPE")
+    assert unknown.exit_code == 2 and "not a known trading calendar" in unknown.output
+    absent = _run_with_calendar(tmp_path, "XLON")  # a real calendar, no asset on it
+    assert absent.exit_code == 2 and "holds no asset on that calendar" in absent.output

@@ -41,17 +41,21 @@ class CommissionModel(ABC):
     def calculate(self, order: Order, fill_price: Decimal, fill_amount: Decimal) -> Decimal:
         """Fee for this fill, >= 0, rounded to 8 decimal places."""
 
+    def _fields(self) -> tuple[str, ...]:
+        # Slots of the whole class chain: zipline-named subclasses add none of their own.
+        return tuple(s for c in reversed(type(self).__mro__) for s in getattr(c, "__slots__", ()))
+
     def __repr__(self) -> str:
-        fields = ", ".join(f"{s}={getattr(self, s)}" for s in self.__slots__)
+        fields = ", ".join(f"{s}={getattr(self, s)}" for s in self._fields())
         return f"{type(self).__name__}({fields})"
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+        return all(getattr(self, s) == getattr(other, s) for s in self._fields())
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, *(getattr(self, s) for s in self.__slots__)))
+        return hash((type(self).__name__, *(getattr(self, s) for s in self._fields())))
 
 
 class NoCommission(CommissionModel):

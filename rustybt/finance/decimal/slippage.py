@@ -118,6 +118,26 @@ class FixedBasisPointsSlippage(SlippageModel):
         return {"basis_points": self.basis_points, "volume_limit": self.volume_limit}
 
 
+class FixedSlippage(SlippageModel):
+    """A constant ``spread`` per unit, half paid on each side: ``price ± spread / 2``.
+
+    zipline's ``FixedSlippage``; it has no volume cap unless ``volume_limit`` is given.
+    """
+
+    __slots__ = ("spread", "_half")
+
+    def __init__(self, spread: Decimal = _ZERO, volume_limit: Decimal | None = None) -> None:
+        super().__init__(volume_limit)
+        self.spread = config_decimal("FixedSlippage", "spread", spread)
+        self._half = self.spread / 2
+
+    def _slipped(self, price: Decimal, amount: Decimal, bar_volume: Decimal) -> Decimal:
+        return price + self._half if amount > 0 else price - self._half
+
+    def _params(self) -> dict[str, Any]:
+        return {"spread": self.spread, "volume_limit": self.volume_limit}
+
+
 class VolumeShareSlippage(SlippageModel):
     """zipline's rule: impact = ``price_impact × (fill / bar_volume)²``, applied as
     ``price × (1 ± impact)``.
@@ -158,6 +178,7 @@ class VolumeShareSlippage(SlippageModel):
 
 __all__ = [
     "FixedBasisPointsSlippage",
+    "FixedSlippage",
     "NoSlippage",
     "SlippageModel",
     "VolumeShareSlippage",

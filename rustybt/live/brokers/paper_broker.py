@@ -119,6 +119,10 @@ class PaperBroker(BrokerAdapter):
             self._log = ChangeLog(self.state_path, compact_every)
             self._load_state()
 
+    def set_cost_models(self, commission_model: Any = None, slippage_model: Any = None) -> None:
+        """The strategy's ``set_commission``/``set_slippage``: same models as the backtest."""
+        self._sim.set_models(slippage_model=slippage_model, commission_model=commission_model)
+
     @property
     def market_now(self) -> datetime | None:
         """The newest bar time this venue has matched orders against (its clock)."""

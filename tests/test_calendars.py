@@ -1,0 +1,28 @@
+"""Session days: minute bars close at their stamp, daily bars carry their session date."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from rustybt import run_algorithm
+from rustybt.algorithm import TradingAlgorithm
+from rustybt.calendars import calendar_tz, session_day
+
+
+def test_daily_bar_stamped_midnight_utc_belongs_to_its_own_date_in_new_york():
+    ny = calendar_tz("XNYS")
+    assert session_day(datetime(2024, 1, 3, tzinfo=UTC), ny, minute_bars=False) == date(2024, 1, 3)
+
+
+def test_minute_bar_stamped_midnight_closes_the_previous_day():
+    utc = calendar_tz("24/7")
+    assert session_day(datetime(2024, 1, 3, tzinfo=UTC), utc) == date(2024, 1, 2)
+
+
+def test_daily_backtest_rows_carry_the_session_dates():
+    class Hold(TradingAlgorithm):
+        def initialize(self):
+            self.asset = self.symbol("AAPL")
+
+    result = run_algorithm(Hold(), data_frequency="daily", start="2024-01-02", end="2024-01-05")
+    assert [row["date"] for row in result.daily] == [date(2024, 1, d) for d in (2, 3, 4, 5)]
