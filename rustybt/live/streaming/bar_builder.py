@@ -74,6 +74,7 @@ class BarBuilder:
         backfill: Backfill | None = None,
         on_gap: Callable[[DataGap], Any] | None = None,
         backfill_attempts: int = 3,
+        alive: Callable[[datetime], bool] | None = None,
     ) -> None:
         if not isinstance(interval, timedelta) or interval <= timedelta(0):
             raise ConfigError(f"bar interval must be a positive timedelta, got {interval!r}")
@@ -88,6 +89,10 @@ class BarBuilder:
         self.backfill = backfill
         self.on_gap = on_gap
         self.backfill_attempts = backfill_attempts
+        # alive(end): every stream delivered something after ``end`` (so every trade of a
+        # bar ending then has arrived); a stalled stream holds the close until it is
+        # declared dead and its bars are backfilled.
+        self.alive = alive
         self.kline_assets: set[Asset] = set()
         self._trades: dict[datetime, dict[Asset, _Agg]] = {}
         self._klines: dict[datetime, dict[Asset, KlineData]] = {}
@@ -198,7 +203,7 @@ class BarBuilder:
         while self.due(now):
             b = self._next
             assert b is not None
-            if self._held_at(b):
+            if self._held_at(b) or (self.alive is not None and not self.alive(b + self.interval)):
                 break
             await self._close(b, now)
             n += 1
@@ -335,4 +340,6 @@ class BarBuilder:
             if wait > 0:
                 await asyncio.sleep(min(wait, 1.0))
                 continue
-            await self.close_due(now)
+            if not await self.close_due(now):
+                # Held (a stream is silent or down): look again shortly.
+                await asyncio.sleep(min(self.interval.total_seconds() / 10, 0.05))

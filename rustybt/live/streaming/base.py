@@ -122,6 +122,8 @@ class WebSocketStreamAdapter(ABC):
         self._req_id = 0
         self._errors_in_row = 0
         self._last_rx = 0.0
+        self.alive_wall = 0.0  # time.time() of the last frame or pong: the stream is live
+        self._poked = 0.0
         self.last_message_at: datetime | None = None  # wall time of the last frame
         self.last_event_at: datetime | None = None  # venue time of the last tick/kline
         self.connected_at: datetime | None = None
@@ -401,6 +403,7 @@ class WebSocketStreamAdapter(ABC):
         try:
             async for raw in ws:
                 self._last_rx = time.monotonic()
+                self.alive_wall = time.time()
                 await self._on_frame(raw)
             return f"closed by the venue (code {ws.close_code} {ws.close_reason!r})"
         except ConnectionClosed as exc:
@@ -437,9 +440,21 @@ class WebSocketStreamAdapter(ABC):
             wait = min(next_beat, self._last_rx + cfg.heartbeat_timeout) - time.monotonic()
             await asyncio.sleep(max(wait, 0.001))
 
+    def poke(self) -> None:
+        """Send a heartbeat now (at most every 0.2 s): its answer proves the stream live
+        past a bar's end, so a quiet market's bar closes without waiting for a trade."""
+        ws = self._ws
+        now = time.monotonic()
+        if ws is None or self._state is not ConnectionState.CONNECTED or now - self._poked < 0.2:
+            return
+        self._poked = now
+        task = asyncio.get_running_loop().create_task(self._heartbeat(ws))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
     def _pong(self) -> None:
         """A heartbeat answer arrived (counts as traffic)."""
         self._last_rx = time.monotonic()
+        self.alive_wall = time.time()
 
     async def _on_frame(self, raw: str | bytes) -> None:
         self.stats["messages"] += 1

@@ -84,6 +84,7 @@ class StreamSupervisor:
             clock=self.clock,
             backfill=self._backfill,
             on_gap=self._on_gap,
+            alive=self._alive,
         )
         self._by_asset: dict[Asset, _Stream] = {}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -110,7 +111,18 @@ class StreamSupervisor:
             clock=self.clock,
             backfill=self._backfill,
             on_gap=self._on_gap,
+            alive=self._alive,
         )
+
+    def _alive(self, end: datetime) -> bool:
+        t = end.timestamp()
+        for s in self.streams:
+            a = s.adapter
+            # A stream that is down is handled by the builder's taint (held, then backfilled).
+            if a.state is ConnectionState.CONNECTED and a.alive_wall < t:
+                a.poke()
+                return False
+        return True
 
     def add(
         self,

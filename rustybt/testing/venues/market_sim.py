@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import random
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -154,6 +155,7 @@ class MarketStreamServer(ABC):
         send_queue: int = 1_000,
         kline_every: int = 10,
         server_ping_interval: float | None = None,
+        send_buffer: int | None = None,
     ) -> None:
         self.sim = MarketSimulator(
             symbols or {"BTCUSDT": "42000", "ETHUSDT": "2300"}, bar_seconds=bar_seconds, seed=seed
@@ -164,6 +166,7 @@ class MarketStreamServer(ABC):
         self.send_queue = send_queue
         self.kline_every = kline_every
         self.server_ping_interval = server_ping_interval
+        self.send_buffer = send_buffer
         self.clients: set[Client] = set()
         self.connections = 0
         self.subscribe_log: list[tuple[int, list[str]]] = []  # (connection no., what)
@@ -242,16 +245,22 @@ class MarketStreamServer(ABC):
                 await c.ws.close(1000, "server closing")
 
     def stall(self, on: bool = True) -> None:
-        """Stop (or resume) sending anything, pongs included; trades go on being made."""
+        """Stop (or resume) sending anything and reading the clients' frames (so no pong
+        either), like a connection that hangs; trades go on being made."""
         self.stalled = on
+        for c in list(self.clients):
+            with contextlib.suppress(Exception):
+                if on:
+                    c.ws.transport.pause_reading()
+                else:
+                    c.ws.transport.resume_reading()
 
     async def garbage(self, n: int = 10) -> None:
         """Send ``n`` frames that are not the venue's format to every client."""
         junk = ["not json", "{", '{"unexpected": true}', "[1, 2, 3]", '"text"']
         for c in list(self.clients):
-            for i in range(n):
-                with contextlib.suppress(Exception):
-                    await c.ws.send(junk[i % len(junk)])
+            for i in range(n):  # queued back to back: the client reads them in a row
+                self._enqueue(c, junk[i % len(junk)])
 
     async def restart(self, down_for: float = 0.3) -> None:
         """Take the websocket server down (connections cut) and bring it back."""
@@ -265,6 +274,10 @@ class MarketStreamServer(ABC):
         conn_no = self.connections
         path = ws.request.path if ws.request is not None else "/"
         client = Client(ws, path, queue=asyncio.Queue(self.send_queue))
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None and self.send_buffer is not None:
+            # A small kernel send buffer makes a slow reader visible quickly.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         self.on_open(client)
         self.clients.add(client)
         writer = asyncio.get_running_loop().create_task(self._writer(client))
