@@ -100,6 +100,8 @@ class BarBuilder:
         # asset → [first tainted bar start, last tainted bar start or None while down]
         self._taint: dict[Asset, list[datetime | None]] = {}
         self.gaps: list[DataGap] = []
+        # Backfilled klines fetched ahead (one request covers every due tainted bar).
+        self._cache: dict[tuple[Asset, datetime], KlineData] = {}
         self.last_emitted: datetime | None = None
         self.stats = {
             "bars_emitted": 0,
@@ -251,6 +253,9 @@ class BarBuilder:
         for a in [a for a, (_, last) in self._taint.items() if last is not None and last <= b]:
             del self._taint[a]
         self._next = end
+        if self._cache:
+            for key in [key for key in self._cache if key[1] <= b]:
+                del self._cache[key]
         if bars:
             self.stats["bars_emitted"] += len(bars)
             self.stats["events_emitted"] += 1
@@ -268,11 +273,10 @@ class BarBuilder:
     async def _fetch(self, asset: Asset, b: datetime, now: datetime) -> KlineData | None:
         """The closed venue kline of ``asset`` for bar ``b`` (fetched with every other
         due tainted bar in one request), or None after recording the gap."""
-        cache = getattr(self, "_cache", None)
-        if cache is None:
-            cache = self._cache = {}
+        cache = self._cache
         hit = cache.pop((asset, b), None)
         if hit is not None:
+            self.stats["backfilled_bars"] += 1
             return hit
         reason = "no backfill source"
         if self.backfill is not None:
@@ -310,9 +314,10 @@ class BarBuilder:
         self.stats["gap_bars"] += 1
         last = self.gaps[-1] if self.gaps else None
         if last is not None and last.asset == asset and last.end + self.interval == end:
-            last.end = end  # extend a running gap
+            last.end = end  # extend a running gap (told once, when it began)
             last.bars_missing += 1
-            gap = last
+            log.error("market_data_gap_continues", asset=asset.symbol, bar=end.isoformat())
+            return
         else:
             gap = DataGap(asset, asset.symbol, end, end, reason, bars_missing=1)
             self.gaps.append(gap)
