@@ -90,6 +90,7 @@ class StreamSupervisor:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         self._held: str | None = None
+        self._alerted = False
         self.started = False
 
     def configure(
@@ -238,6 +239,8 @@ class StreamSupervisor:
                     self.builder.stream_up(s.assets)
                     log.info("stream_recovered", venue=adapter.venue)
                 s.down_since = None
+            elif state is ConnectionState.CONNECTING:
+                pass  # the first connection: nothing was missed yet
             elif s.down_since is None:
                 s.down_since = time.monotonic()
                 self.builder.stream_down(s.assets, adapter.last_event_at)
@@ -276,13 +279,20 @@ class StreamSupervisor:
         problems = self.problems()
         if problems:
             reason = "market data: " + "; ".join(problems)
-            if self._held is None:
+            starting = all(
+                s.adapter.connected_at is None and not s.adapter.failed for s in self.streams
+            )
+            if not self._alerted and not starting:
+                # Not while the first connections are being made (start-up blocks risk
+                # anyway): an alert means something broke.
+                self._alerted = True
                 self._alert("market_data_stream", reason, {"problems": problems})
             if reason != self._held:
                 self._held = reason
                 self._hold(reason)
         elif self._held is not None:
             self._held = None
+            self._alerted = False
             self._release()
             log.info("market_data_streams_healthy")
 
