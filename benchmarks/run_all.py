@@ -968,6 +968,10 @@ SECTIONS: list[Section] = [
     Section("soak", module_section("bench_soak", "RSS soak")),
     Section("ib", module_section("bench_ib", "Interactive Brokers adapter ↔ fake TWS")),
     Section("binance", module_section("bench_venue", "Binance adapter ↔ fake Binance")),
+    Section(
+        "streaming",
+        module_section("bench_streaming", "Market-data streams: parse rate, bar close, soak"),
+    ),
 ]
 SECTION_NAMES = [s.name for s in SECTIONS]
 

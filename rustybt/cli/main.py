@@ -274,10 +274,16 @@ def live(
         False, "--live-money", help="Allow real money (IB ports 7496/4001, Binance mainnet)."
     ),
     calendar: str = typer.Option(None, help="Replay clock calendar, e.g. XNYS or 24/7."),
+    data: str = typer.Option(None, help="Market data: replay (the bundle) or stream."),
+    venue: str = typer.Option(None, help="Stream venue: binance, bybit, hyperliquid."),
+    symbols: str = typer.Option(None, help="Symbols to stream (default: the strategy's)."),
+    bar_seconds: str = typer.Option(None, help="Bar length of streamed data (default 60)."),
     no_progress: bool = typer.Option(False, "--no-progress"),
     testnet: bool = typer.Option(False, "--testnet", help="Binance: use its testnet."),
     venue_url: str = typer.Option(
-        None, help="Binance: http://host:port of a proxy or local fake (ws:// follows)."
+        None,
+        help="http://host:port of the venue (proxy or local fake; ws:// follows): the "
+        "Binance broker and/or the --data stream market data.",
     ),
     market_type: str = typer.Option(None, help="Binance: spot or futures."),
 ) -> None:
@@ -312,6 +318,10 @@ def live(
             "venue_url": venue_url,
             "market_type": market_type,
             "calendar": calendar,
+            "data": data,
+            "venue": venue,
+            "symbols": symbols,
+            "bar_seconds": bar_seconds,
         }
         opts.update(optspec.check(optspec.LIVE_OPTIONS, cli))
         if not opts.get("algofile"):
@@ -370,7 +380,9 @@ def _build_engine(opts: dict[str, Any]) -> Any:
     if broker_name == "binance":
         from rustybt.cli.venue_brokers import binance_broker
 
-        return _build_venue_engine(opts, algo, binance_broker(opts), recon_strategy)
+        return _attach_stream(
+            _build_venue_engine(opts, algo, binance_broker(opts), recon_strategy), opts
+        )
     portal = PolarsDataPortal(bundle_name=opts.get("bundle", "demo"), data_frequency="minute")
     broker = _ib_broker(opts) if broker_name == "ib" else _paper_broker(opts)
     state_dir = Path(opts["state_dir"]) if opts.get("state_dir") else None
@@ -392,6 +404,19 @@ def _build_engine(opts: dict[str, Any]) -> Any:
     )
     if opts.get("max_bars"):
         engine.stop_after_market_events = int(opts["max_bars"])
+    return _attach_stream(engine, opts)
+
+
+def _attach_stream(engine: Any, opts: dict[str, Any]) -> Any:
+    """``--data stream``: the engine trades bars built from the venue's market stream."""
+    if opts.get("data") == "stream":
+        from rustybt.live.streaming.registry import make_stream
+
+        venue = opts.get("venue") or (
+            opts["broker"] if opts.get("broker") in ("binance", "bybit", "hyperliquid") else None
+        )
+        stream = make_stream(venue or "binance", venue_url=opts.get("venue_url"))
+        engine.add_stream(stream, opts.get("symbols"), bar_interval=opts.get("bar_seconds"))
     return engine
 
 

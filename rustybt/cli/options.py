@@ -252,6 +252,17 @@ def risk_limits(raw: Any, label: str) -> Any:
         raise ConfigError(f"{label}: {exc}") from None
 
 
+def symbol_list(raw: Any, label: str) -> list[str]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    symbols = [str(x).strip().upper() for x in items if str(x).strip()]
+    if not symbols:
+        raise ConfigError(f"{label} needs at least one symbol, e.g. BTCUSDT,ETHUSDT")
+    return symbols
+
+
+STREAM_VENUES = ("binance", "bybit", "hyperliquid")
+
+
 # --- the tables ---------------------------------------------------------------------------
 BROKERS: tuple[str, ...] = ("paper", "ib", "binance")
 """Brokers ``rustybt live --broker`` builds; a new one adds its name here and a builder."""
@@ -353,6 +364,11 @@ LIVE_OPTIONS: dict[str, Option] = {
     "keep_checkpoints": Option(count(1, "5", "checkpoint files kept per strategy")),
     "keep_old_journals": Option(count(1, "5", "set-aside journals kept per strategy")),
     "keep_audit_logs": Option(count(1, "20", "audit logs kept per strategy")),
+    # Market data: replay the bundle (paper default) or stream it from a venue.
+    "data": Option(choice("replay", "stream"), "--data"),
+    "venue": Option(choice(*STREAM_VENUES), "--venue"),
+    "symbols": Option(symbol_list, "--symbols"),
+    "bar_seconds": Option(seconds, "--bar-seconds"),
     # Credentials: accepted (the paper broker ignores them), registered as secrets so
     # they are masked in every log line, message and audit record, and never printed.
     "api_key": Option(secret, secret=True),

@@ -318,6 +318,7 @@ class LiveTradingEngine:
         self._state_trusted = False
         self._resume_after: datetime | None = None
         self._bar_journal_failed = False
+        self._pending_streams: list[tuple[Any, Any]] = []
 
     # --- clock ---------------------------------------------------------------------------
     def clock(self) -> datetime:
@@ -352,7 +353,7 @@ class LiveTradingEngine:
     def add_stream(
         self,
         stream: Any,
-        assets: Any,
+        assets: Any = None,
         channels: Any = ("trade", "kline_1m"),
         *,
         bar_interval: Any = None,
@@ -361,7 +362,8 @@ class LiveTradingEngine:
         """Trade on bars built from ``stream`` (a ``rustybt.live.streaming`` adapter).
 
         The engine connects it at start, subscribes ``assets`` (Assets or symbols) to
-        ``channels``, closes one bar event per ``bar_interval`` (default one minute) for
+        ``channels`` (``assets=None``: the assets the strategy looks up in ``initialize``),
+        closes one bar event per ``bar_interval`` (default one minute) for
         all streamed assets, backfills bars missed while a stream was down, blocks new
         risk while a stream is down or stale, and disconnects it at shutdown. See
         docs/streaming.md.
@@ -371,6 +373,11 @@ class LiveTradingEngine:
         sup = self._stream_supervisor()
         if bar_interval is not None or grace is not None:
             self.configure_bars(bar_interval=bar_interval, grace=grace)
+        if assets is None:
+            # The assets the strategy looks up in initialize(): resolved at start.
+            sup.check(stream, channels)
+            self._pending_streams.append((stream, channels))
+            return
         lookup = self.executor.asset_finder.lookup_symbol
         resolved = [lookup(a) if isinstance(a, str) else a for a in assets]
         sup.add(stream, resolved, channels)
@@ -398,16 +405,10 @@ class LiveTradingEngine:
             gate = self.risk_gate
 
             def hold(reason: str) -> None:
-                if hasattr(gate, "hold"):
-                    gate.hold(HOLD_KEY, reason)
-                elif gate.blocked_reason is None or gate.blocked_reason.startswith("market data"):
-                    gate.block(reason)
+                gate.hold(HOLD_KEY, reason)
 
             def release() -> None:
-                if hasattr(gate, "release"):
-                    gate.release(HOLD_KEY)
-                elif (gate.blocked_reason or "").startswith("market data"):
-                    gate.unblock()
+                gate.release(HOLD_KEY)
 
             self.streams = StreamSupervisor(
                 self.event_queue.put_nowait,
@@ -658,6 +659,15 @@ class LiveTradingEngine:
             )
         elif streaming:
             # Engine-owned streams replace the broker polling pump.
+            for stream, channels in self._pending_streams:
+                used = list(self.executor.used_assets)
+                if not used:
+                    raise ConfigError(
+                        "the strategy looked up no symbols in initialize(); name the assets "
+                        "to stream (add_stream(stream, ['BTCUSDT']) or --symbols BTCUSDT)"
+                    )
+                self.streams.add(stream, used, channels)
+            self._pending_streams.clear()
             await self.streams.start()
         else:
             assets = list(self.executor.used_assets)

@@ -99,3 +99,14 @@ def test_checkpoint_and_journal_benches_return_rows() -> None:
 def test_run_all_lists_the_live_sections() -> None:
     for name in ("live", "risk_gate", "reconcile", "restart", "soak", "checkpoint", "journal"):
         assert name in run_all.SECTION_NAMES
+
+
+def test_streaming_section_parses_every_venue_and_reports_a_flat_soak() -> None:
+    from benchmarks import bench_streaming
+
+    out = bench_streaming.run(quick=True)
+    assert {r["venue"] for r in out["raw"]["parse"]} == {"binance", "bybit", "hyperliquid"}
+    assert all(r["frames/s"] > 0 for r in out["raw"]["parse"])
+    assert out["raw"]["bars"]["bars"] >= 3
+    assert out["raw"]["soak"]["bars_emitted"] == 12
+    assert len(out["rows"]) == 6 and out["notes"]

@@ -105,10 +105,14 @@ class StreamSupervisor:
             raise ConfigError("configure streams before the engine starts")
         if clock is not None:
             self.clock = clock
+        interval = interval or self.builder.interval
+        if grace is None:
+            # The default 2 s, but never more than a fifth of a short (test) bar.
+            grace = min(timedelta(seconds=2), interval / 5)
         self.builder = BarBuilder(
             self._emit,
-            interval=interval or self.builder.interval,
-            grace=grace if grace is not None else self.builder.grace,
+            interval=interval,
+            grace=grace,
             clock=self.clock,
             backfill=self._backfill,
             on_gap=self._on_gap,
@@ -125,25 +129,31 @@ class StreamSupervisor:
                 return False
         return True
 
+    @staticmethod
+    def check(adapter: Any, channels: Sequence[str] | str) -> list[str]:
+        """``channels`` as a list, after checking the adapter and the channels."""
+        if not isinstance(adapter, WebSocketStreamAdapter):
+            raise ConfigError(
+                f"a stream must be a WebSocketStreamAdapter (e.g. BinanceWebSocketAdapter), "
+                f"got {type(adapter).__name__}"
+            )
+        channels = [channels] if isinstance(channels, str) else list(channels)
+        for ch in channels:
+            if ch not in CHANNELS:
+                raise ConfigError(f"unknown channel {ch!r}; use one of {', '.join(CHANNELS)}")
+        if not channels:
+            raise ConfigError("a stream needs 'trade' or 'kline_1m'")
+        return channels
+
     def add(
         self,
         adapter: WebSocketStreamAdapter,
         assets: Sequence[Asset],
         channels: Sequence[str] = CHANNELS,
     ) -> None:
-        if not isinstance(adapter, WebSocketStreamAdapter):
-            raise ConfigError(
-                f"a stream must be a WebSocketStreamAdapter (e.g. BinanceWebSocketAdapter), "
-                f"got {type(adapter).__name__}"
-            )
+        channels = self.check(adapter, channels)
         if not assets:
             raise ConfigError("add_stream needs the assets to subscribe, e.g. [symbol('BTCUSDT')]")
-        channels = [channels] if isinstance(channels, str) else list(channels)
-        for ch in channels:
-            if ch not in CHANNELS:
-                raise ConfigError(f"unknown channel {ch!r}; use one of {', '.join(CHANNELS)}")
-        if "trade" not in channels and "kline_1m" not in channels:
-            raise ConfigError("a stream needs 'trade' or 'kline_1m'")
         for a in assets:
             if a in self._by_asset:
                 raise ConfigError(f"{a.symbol} is already streamed by another stream")

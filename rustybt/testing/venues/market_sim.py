@@ -386,6 +386,22 @@ class MarketStreamServer(ABC):
     def rest(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]: ...
 
     # --- REST over a small HTTP/1.1 server ------------------------------------------------------
+    @property
+    def venue_url(self) -> str:
+        """``http://127.0.0.1:port`` serving REST and (upgraded) the websocket alike."""
+        return self.rest_url
+
+    async def _pipe_to_ws(
+        self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            writer.transport.abort()  # the websocket side is down (restart): refused
+            return
+        up_w.write(head)
+        await asyncio.gather(_copy(reader, up_w), _copy(up_r, writer))
+
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -396,6 +412,10 @@ class MarketStreamServer(ABC):
                 if ":" in line:
                     k, v = line.split(":", 1)
                     headers[k.strip().lower()] = v.strip()
+            if headers.get("upgrade", "").lower() == "websocket":
+                # One port for REST and websocket (like --venue-url http://host:port).
+                await self._pipe_to_ws(head, reader, writer)
+                return
             n = int(headers.get("content-length", "0") or 0)
             raw = await reader.readexactly(n) if n else b""
             parts = urlsplit(target)
@@ -422,6 +442,63 @@ class MarketStreamServer(ABC):
                 await writer.wait_closed()
 
 
+async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        dst.close()
+
+
 def dec(d: Decimal) -> str:
     """A venue's decimal string (no exponent)."""
     return format(d, "f")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a fake venue's market stream until Ctrl-C: an offline playground.
+
+    ``python -m rustybt.testing.venues.market_sim binance --port 9443 --rest-port 9444``
+    """
+    import argparse
+    import importlib
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("venue", choices=["binance", "bybit", "hyperliquid"])
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--rest-port", type=int, default=0)
+    p.add_argument("--rate", type=float, default=20.0, help="trades per second per symbol")
+    p.add_argument("--bar-seconds", type=float, default=60.0, help="length of a '1m' kline")
+    p.add_argument("--seed", type=int, default=7)
+    args = p.parse_args(argv)
+    mod = importlib.import_module(f"rustybt.testing.venues.{args.venue}.market_stream")
+    cls = next(
+        v
+        for v in vars(mod).values()
+        if isinstance(v, type) and issubclass(v, MarketStreamServer) and v.venue == args.venue
+    )
+
+    async def run() -> None:
+        server = cls(
+            rate=args.rate,
+            bar_seconds=args.bar_seconds,
+            seed=args.seed,
+            port=args.port,
+            rest_port=args.rest_port,
+        )
+        await server.start()
+        print(f"{args.venue} market stream: {server.url}  REST: {server.rest_url}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+if __name__ == "__main__":  # pragma: no cover - manual playground
+    main()

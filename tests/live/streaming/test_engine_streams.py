@@ -252,6 +252,8 @@ def test_add_stream_refuses_bad_arguments_with_what_to_fix():
         engine.add_stream(stream, ["BTCUSDT"], ["book"])
     with pytest.raises(ConfigError, match="needs the assets"):
         engine.add_stream(stream, [])
+    with pytest.raises(ConfigError, match="needs 'trade' or 'kline_1m'"):
+        engine.add_stream(stream, ["BTCUSDT"], [])
     with pytest.raises(ConfigError, match="seconds or a timedelta"):
         engine.add_stream(stream, ["BTCUSDT"], bar_interval="1m")
     engine.add_stream(stream, ["BTCUSDT"])
