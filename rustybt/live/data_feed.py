@@ -187,6 +187,10 @@ class DataFeed:
         if isinstance(item, MarketDataEvent):
             return item
         if isinstance(item, Bar):
+            for name in ("open", "high", "low", "close", "volume"):
+                value = getattr(item, name)
+                if value.__class__ is not Decimal:
+                    setattr(item, name, _number(value, f"bar {name}"))
             return MarketDataEvent(item.dt, [item], time.perf_counter_ns())
         if isinstance(item, dict):
             get = item.get

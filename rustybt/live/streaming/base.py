@@ -31,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -123,8 +124,11 @@ class WebSocketStreamAdapter(ABC):
         self._errors_in_row = 0
         self._last_rx = 0.0
         self.alive_wall = 0.0  # time.time() of the last frame or pong: the stream is live
+        # Send time of the newest heartbeat the venue answered: everything it sent before
+        # that moment has arrived (a stream is ordered), whatever the market did.
+        self.proof_wall = 0.0
+        self._pings: deque[float] = deque(maxlen=64)
         self._poked = 0.0
-        self.last_message_at: datetime | None = None  # wall time of the last frame
         self.last_event_at: datetime | None = None  # venue time of the last tick/kline
         self.connected_at: datetime | None = None
         self.stats = {
@@ -143,6 +147,17 @@ class WebSocketStreamAdapter(ABC):
     @property
     def state(self) -> ConnectionState:
         return self._state
+
+    @property
+    def last_message_at(self) -> datetime | None:
+        """Wall time of the last frame or heartbeat answer (None before the first)."""
+        return datetime.fromtimestamp(self.alive_wall, UTC) if self.alive_wall else None
+
+    def live_through(self, end: datetime) -> bool:
+        """True once every trade the venue timed before ``end`` has been received: a
+        later trade arrived, or a heartbeat sent after ``end`` was answered."""
+        last = self.last_event_at
+        return (last is not None and last >= end) or self.proof_wall >= end.timestamp()
 
     @property
     def is_connected(self) -> bool:
@@ -345,6 +360,7 @@ class WebSocketStreamAdapter(ABC):
                 )
                 continue
             self._ws = ws
+            self._pings.clear()  # answers to pings on the old connection never come
             self._errors_in_row = 0
             self._last_rx = time.monotonic()
             if self._subscriptions:
@@ -433,7 +449,7 @@ class WebSocketStreamAdapter(ABC):
             if now >= next_beat:
                 next_beat = now + cfg.heartbeat_interval
                 try:
-                    await self._heartbeat(ws)
+                    await self._beat(ws)
                     self.stats["heartbeats"] += 1
                 except ConnectionClosed:
                     return ""
@@ -448,13 +464,21 @@ class WebSocketStreamAdapter(ABC):
         if ws is None or self._state is not ConnectionState.CONNECTED or now - self._poked < 0.2:
             return
         self._poked = now
-        task = asyncio.get_running_loop().create_task(self._heartbeat(ws))
+        task = asyncio.get_running_loop().create_task(self._beat(ws))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
+    async def _beat(self, ws: ClientConnection) -> None:
+        self._pings.append(time.time())
+        await self._heartbeat(ws)
+
     def _pong(self) -> None:
-        """A heartbeat answer arrived (counts as traffic)."""
+        """A heartbeat answer arrived (counts as traffic; answers come in order)."""
         self._last_rx = time.monotonic()
         self.alive_wall = time.time()
+        if self._pings:
+            sent = self._pings.popleft()
+            if sent > self.proof_wall:
+                self.proof_wall = sent
 
     async def _on_frame(self, raw: str | bytes) -> None:
         self.stats["messages"] += 1
@@ -476,7 +500,6 @@ class WebSocketStreamAdapter(ABC):
                 raise _TooManyErrors from None
             return
         self._errors_in_row = 0
-        self.last_message_at = datetime.now(UTC)
         if not items:
             return
         now_ns = time.perf_counter_ns()
@@ -491,6 +514,9 @@ class WebSocketStreamAdapter(ABC):
                 cb = on_tick
             else:
                 self.stats["klines"] += 1
+                # A kline of a later bar shows the venue moved past the earlier ones.
+                if self.last_event_at is None or item.start > self.last_event_at:
+                    self.last_event_at = item.start
                 cb = on_kline
             if cb is None:
                 continue

@@ -120,11 +120,10 @@ class StreamSupervisor:
         )
 
     def _alive(self, end: datetime) -> bool:
-        t = end.timestamp()
         for s in self.streams:
             a = s.adapter
             # A stream that is down is handled by the builder's taint (held, then backfilled).
-            if a.state is ConnectionState.CONNECTED and a.alive_wall < t:
+            if a.state is ConnectionState.CONNECTED and not a.live_through(end):
                 a.poke()
                 return False
         return True

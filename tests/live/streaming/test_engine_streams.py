@@ -13,6 +13,7 @@ import pytest
 
 from rustybt import run_algorithm
 from rustybt.algorithm import TradingAlgorithm
+from rustybt.data.bar import Bar
 from rustybt.data.bundles import write_bundle
 from rustybt.data.polars.data_portal import PolarsDataPortal
 from rustybt.exceptions import ConfigError, MalformedVenueMessage
@@ -236,8 +237,12 @@ async def test_pushed_floats_are_refused_and_pushed_ticks_do_not_call_the_strate
             engine.push_market_data(
                 TickData("BTCUSDT", 42000.5, Decimal("1"), datetime.now(UTC))  # type: ignore[arg-type]
             )
-        assert engine.event_queue.empty()
         btc = engine.executor.asset_finder.lookup_symbol("BTCUSDT")
+        with pytest.raises(MalformedVenueMessage, match="bar close 42000.5 is a float"):
+            engine.push_market_data(
+                Bar(btc, datetime.now(UTC), *(Decimal(42000),) * 3, 42000.5, Decimal(1))
+            )
+        assert engine.event_queue.empty()
         now = datetime.now(UTC)
         for i in range(20):
             engine.push_market_data(TickData("BTCUSDT", Decimal(42000 + i), Decimal("0.1"), now))
