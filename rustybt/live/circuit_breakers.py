@@ -31,6 +31,7 @@ import structlog
 from rustybt.exceptions import CheckpointCorrupted, ConfigError, DataError
 
 __all__ = [
+    "AlignmentCircuitBreaker",
     "CircuitBreaker",
     "CircuitBreakerManager",
     "CircuitBreakerState",
@@ -63,6 +64,7 @@ class CircuitBreakerType(StrEnum):
     ORDER_RATE = "order_rate"
     ERROR_RATE = "error_rate"
     MANUAL = "manual"
+    ALIGNMENT = "alignment"
 
 
 _NORMAL = CircuitBreakerState.NORMAL
@@ -829,6 +831,89 @@ class ManualCircuitBreaker(CircuitBreaker):
 
 
 # --- manager ----------------------------------------------------------------------------
+# --- shadow alignment -------------------------------------------------------------------
+class AlignmentCircuitBreaker(CircuitBreaker):
+    """Trips when the live session stops behaving like its shadow backtest.
+
+    Fed by shadow trading (:mod:`rustybt.live.shadow`): :meth:`on_misalignment` once per
+    bar whose live signals differ from the shadow's (the ``max_misalignment_count``-th
+    trips), :meth:`on_execution_quality` with the live fill rate (below
+    ``execution_quality_threshold`` trips). The count is kept in checkpoints and cleared
+    only by :meth:`reset`.
+    """
+
+    breaker_type = CircuitBreakerType.ALIGNMENT
+
+    def __init__(
+        self,
+        max_misalignment_count: int,
+        execution_quality_threshold: Decimal = Decimal("0"),
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.max_misalignment_count = _int_param("max_misalignment_count", max_misalignment_count)
+        if isinstance(execution_quality_threshold, bool | float):
+            raise ConfigError(
+                f"execution_quality_threshold={execution_quality_threshold!r}: pass a Decimal "
+                "fraction, e.g. Decimal('0.90')"
+            )
+        q = Decimal(execution_quality_threshold)
+        if not q.is_finite() or not 0 <= q <= 1:
+            raise ConfigError(
+                f"execution_quality_threshold={execution_quality_threshold!r} must be within "
+                "[0, 1], e.g. Decimal('0.90')"
+            )
+        self.execution_quality_threshold = q
+        super().__init__(name)
+        self._count = 0
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "max_misalignment_count": self.max_misalignment_count,
+            "execution_quality_threshold": str(self.execution_quality_threshold),
+        }
+
+    @property
+    def misalignments(self) -> int:
+        """Misaligned bars counted since the session began (or the last reset)."""
+        return self._count
+
+    def on_misalignment(self, dt: datetime, detail: str = "") -> bool:
+        self._count += 1
+        if self._state is _NORMAL and self._count >= self.max_misalignment_count:
+            return self._trip(
+                f"{self._count} misaligned bars between live and shadow reached "
+                f"max_misalignment_count {self.max_misalignment_count} (last at "
+                f"{dt.isoformat()}: {detail})",
+                dt,
+            )
+        return False
+
+    def on_execution_quality(self, quality: Decimal, dt: datetime) -> bool:
+        if self._state is _NORMAL and quality < self.execution_quality_threshold:
+            return self._trip(
+                f"live execution quality {quality} fell below execution_quality_threshold "
+                f"{self.execution_quality_threshold}",
+                dt,
+            )
+        return False
+
+    def _clear_rolling(self) -> None:
+        self._count = 0
+
+    def _dump_rolling(self) -> dict[str, Any]:
+        return {"misalignments": self._count}
+
+    def _parse_rolling(self, where: str, data: dict[str, Any]) -> Any:
+        n = data.get("misalignments", 0)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise CheckpointCorrupted(f"{where}: data.misalignments must be an int >= 0")
+        return n
+
+    def _apply_rolling(self, parsed: Any) -> None:
+        self._count = parsed
+
+
 def _overrides(breaker: CircuitBreaker, hook: str) -> bool:
     return getattr(type(breaker), hook) is not getattr(CircuitBreaker, hook)
 
@@ -986,6 +1071,18 @@ class CircuitBreakerManager:
         """A strategy call or an order submission succeeded."""
         for b in self._successes:
             b.on_success(dt)
+
+    def alignment_breakers(self) -> list[AlignmentCircuitBreaker]:
+        """The shadow-alignment breakers (shadow trading feeds them)."""
+        return [b for b in self._breakers.values() if isinstance(b, AlignmentCircuitBreaker)]
+
+    def on_misalignment(self, dt: datetime, detail: str = "") -> list[CircuitBreaker]:
+        """A bar whose live signals differ from the shadow's; returns the breakers tripped."""
+        return [b for b in self.alignment_breakers() if b.on_misalignment(dt, detail)]
+
+    def on_execution_quality(self, quality: Decimal, dt: datetime) -> list[CircuitBreaker]:
+        """The live fill rate against the shadow's; returns the breakers tripped."""
+        return [b for b in self.alignment_breakers() if b.on_execution_quality(quality, dt)]
 
     # --- operator ---------------------------------------------------------------------
     def reset(self, name: str | None = None, operator: str = "", reason: str = "") -> list[str]:

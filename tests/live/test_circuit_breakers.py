@@ -675,3 +675,34 @@ def test_default_breakers_has_documented_set_and_numbers():
     assert status["daily_loss"]["params"]["max_daily_loss_pct"] == "0.05"
     # the starting value seeds the drawdown peak
     assert m.on_portfolio_value(D("80000"), at())[0].name == "drawdown"
+
+
+def test_alignment_breaker_trips_on_the_nth_misalignment_and_survives_a_reload():
+    from rustybt.live.circuit_breakers import AlignmentCircuitBreaker, CircuitBreakerManager
+
+    m = CircuitBreakerManager()
+    b = m.add_breaker(AlignmentCircuitBreaker(3, Decimal("0.9")))
+    t = datetime(2024, 1, 2, tzinfo=UTC)
+    assert m.on_misalignment(t, "a") == []
+    assert m.on_misalignment(t, "b") == []
+    assert m.can_trade()
+    assert m.on_misalignment(t, "c") == [b]
+    assert not m.can_trade() and "3 misaligned bars" in b.get_trip_reason()
+    m2 = CircuitBreakerManager()
+    b2 = m2.add_breaker(AlignmentCircuitBreaker(3, Decimal("0.9")))
+    m2.load_state(m.to_dict())
+    assert not m2.can_trade() and b2.misalignments == 3
+    m2.reset(operator="ops")
+    assert m2.can_trade() and b2.misalignments == 0
+
+
+def test_alignment_breaker_trips_when_execution_quality_falls_below_threshold():
+    from rustybt.live.circuit_breakers import AlignmentCircuitBreaker, CircuitBreakerManager
+
+    m = CircuitBreakerManager()
+    m.add_breaker(AlignmentCircuitBreaker(3, Decimal("0.9")))
+    t = datetime(2024, 1, 2, tzinfo=UTC)
+    assert m.on_execution_quality(Decimal("0.9"), t) == []
+    assert len(m.on_execution_quality(Decimal("0.89"), t)) == 1
+    with pytest.raises(ConfigError):
+        AlignmentCircuitBreaker(3, 0.9)
