@@ -879,8 +879,10 @@ class AlignmentCircuitBreaker(CircuitBreaker):
         return self._count
 
     def on_misalignment(self, dt: datetime, detail: str = "") -> bool:
+        if self._state is not _NORMAL:
+            return False  # already halted: the report keeps the bars, the count stops
         self._count += 1
-        if self._state is _NORMAL and self._count >= self.max_misalignment_count:
+        if self._count >= self.max_misalignment_count:
             return self._trip(
                 f"{self._count} misaligned bars between live and shadow reached "
                 f"max_misalignment_count {self.max_misalignment_count} (last at "
