@@ -972,6 +972,7 @@ SECTIONS: list[Section] = [
         "streaming",
         module_section("bench_streaming", "Market-data streams: parse rate, bar close, soak"),
     ),
+    Section("console", module_section("bench_console", "Operator console overhead")),
 ]
 SECTION_NAMES = [s.name for s in SECTIONS]
 

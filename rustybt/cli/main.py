@@ -213,6 +213,21 @@ def run(
     )
     console.print(table)
     console.print(f"results saved to {out}")
+    with front_door("report"):
+        from rustybt.metrics.report import write_report
+
+        console.print(f"report: {write_report(out, title=f'{result.strategy} backtest')}")
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="A results folder written by `run -o` / `live -o`."),
+) -> None:
+    """Rebuild the HTML report of a results folder."""
+    from rustybt.metrics.report import write_report
+
+    with front_door("report"):
+        console.print(f"report: {write_report(results)}")
 
 
 def _results_dir(name: str) -> Path:
@@ -278,6 +293,14 @@ def live(
     venue: str = typer.Option(None, help="Stream venue: binance, bybit, hyperliquid."),
     symbols: str = typer.Option(None, help="Symbols to stream (default: the strategy's)."),
     bar_seconds: str = typer.Option(None, help="Bar length of streamed data (default 60)."),
+    dashboard: bool = typer.Option(
+        False, "--dashboard", help="Serve the operator console (API, dashboard, /metrics)."
+    ),
+    dashboard_port: str = typer.Option(None, help="Console port (default 8787; 0: any free)."),
+    dashboard_host: str = typer.Option(None, help="Console address (default 127.0.0.1)."),
+    dashboard_allow_remote: bool = typer.Option(
+        False, "--dashboard-allow-remote", help="Allow binding the console beyond loopback."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress"),
     testnet: bool = typer.Option(False, "--testnet", help="Binance: use its testnet."),
     venue_url: str = typer.Option(
@@ -322,6 +345,10 @@ def live(
             "venue": venue,
             "symbols": symbols,
             "bar_seconds": bar_seconds,
+            "dashboard": dashboard or None,
+            "dashboard_port": dashboard_port,
+            "dashboard_host": dashboard_host,
+            "dashboard_allow_remote": dashboard_allow_remote or None,
         }
         opts.update(optspec.check(optspec.LIVE_OPTIONS, cli))
         if not opts.get("algofile"):
@@ -332,7 +359,7 @@ def live(
         engine = _build_engine(opts)
     with front_door("paper session stopped", opts["algofile"]):
         try:
-            code = _run_engine(engine, show_progress=not no_progress)
+            code = _run_engine(engine, show_progress=not no_progress, opts=opts)
         finally:
             _prune(engine, _retention(opts))
     raise typer.Exit(code)
@@ -491,8 +518,13 @@ def _build_venue_engine(opts: dict[str, Any], algo: Any, broker: Any, recon: Any
     return engine
 
 
-def _run_engine(engine: Any, show_progress: bool) -> int:
-    """Run the engine to its end or a signal; print the summary; the exit code."""
+def _run_engine(engine: Any, show_progress: bool, opts: dict[str, Any] | None = None) -> int:
+    """Run the engine to its end or a signal; print the summary; the exit code.
+
+    ``opts`` may ask for the operator console (``dashboard*``) and alert channels
+    (``alerts``); both run on the engine's loop and stop with it.
+    """
+    opts = opts or {}
     from rustybt.cli.status import SessionView, session_summary
 
     interrupted: list[signal.Signals] = []
@@ -511,9 +543,16 @@ def _run_engine(engine: Any, show_progress: bool) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
-        with view:
-            engine.on_progress = view.progress
-            await engine.run()
+        console_server, router = await _start_console(engine, opts)
+        try:
+            with view:
+                engine.on_progress = view.progress
+                await engine.run()
+        finally:
+            if router is not None:
+                await router.stop()
+            if console_server is not None:
+                await console_server.stop()
 
     failure: BaseException | None = None
     try:
@@ -538,6 +577,59 @@ def _run_engine(engine: Any, show_progress: bool) -> int:
         err_console.print(f"[bold red]stopped on error:[/] {one_line(engine.fatal_error)}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+async def _start_console(engine: Any, opts: dict[str, Any]) -> tuple[Any, Any]:
+    """Start the console and the alert router the options ask for (either may be None)."""
+    server = router = None
+    alerts = opts.get("alerts")
+    if alerts is not None:
+        from rustybt.live.audit import SECRETS
+        from rustybt.live.console.alerts import AlertRouter
+
+        for secret in alerts.secrets():
+            SECRETS.add(secret)
+        router = AlertRouter(alerts, strategy=engine.strategy_name)
+        await router.start()
+        engine.alert_listeners.append(router.on_engine_alert)
+    if opts.get("dashboard"):
+        from rustybt.live.console.server import ConsoleServer
+
+        host = opts.get("dashboard_host", "127.0.0.1")
+        server = ConsoleServer(
+            engine,
+            host=host,
+            port=opts.get("dashboard_port", 8787),
+            allow_remote=bool(opts.get("dashboard_allow_remote", False)),
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve the console on {host}:{server.port}: {exc.strerror}; pick "
+                "another --dashboard-port"
+            ) from None
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            err_console.print(
+                f"[bold red]WARNING: the console listens on {host}, reachable from other "
+                "machines; anyone with the token can halt and resume trading. Put it behind "
+                "TLS.[/]"
+            )
+        err_console.print(
+            f"console: {server.url} (token in {server.token_file}; `rustybt live token` prints it)"
+        )
+    return server, router
+
+
+@live_app.command()
+def token(
+    state_dir: Path = typer.Option(None, help="The engine's --state-dir."),
+) -> None:
+    """Print the operator console's access token (created on first use)."""
+    from rustybt.live.console.auth import load_or_create_token
+
+    with front_door("live token"):
+        console.print(load_or_create_token(state_dir or _default_state_dir()))
 
 
 def _control_path(state_dir: Path | None, strategy: str) -> Path:

@@ -369,6 +369,12 @@ LIVE_OPTIONS: dict[str, Option] = {
     "venue": Option(choice(*STREAM_VENUES), "--venue"),
     "symbols": Option(symbol_list, "--symbols"),
     "bar_seconds": Option(seconds, "--bar-seconds"),
+    # The operator console (HTTP API, dashboard, /metrics) and alert channels.
+    "dashboard": Option(boolean, "--dashboard"),
+    "dashboard_host": Option(text, "--dashboard-host"),
+    "dashboard_port": Option(lambda raw, label: _dashboard_port(raw, label), "--dashboard-port"),
+    "dashboard_allow_remote": Option(boolean, "--dashboard-allow-remote"),
+    "alerts": Option(lambda raw, label: _alerts(raw, label)),
     # Credentials: accepted (the paper broker ignores them), registered as secrets so
     # they are masked in every log line, message and audit record, and never printed.
     "api_key": Option(secret, secret=True),
@@ -389,6 +395,19 @@ INGEST_OPTIONS: dict[str, Option] = {
     "calendar": Option(lambda raw, label: _calendar(raw, label), "--calendar"),
     "timezone": Option(lambda raw, label: _timezone(raw, label), "--timezone"),
 }
+
+
+def _dashboard_port(raw: Any, label: str) -> int:
+    value = _whole(raw, label, f"{label.split(': ')[-1]} 8787")
+    if not 0 <= value < 65536:
+        raise ConfigError(f"{label} {value} is not a TCP port (0-65535; 0 picks a free one)")
+    return value
+
+
+def _alerts(raw: Any, label: str) -> Any:
+    from rustybt.live.console.alerts import AlertConfig
+
+    return AlertConfig.from_dict(raw, label)
 
 
 def _calendar(raw: Any, label: str) -> str:

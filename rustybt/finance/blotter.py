@@ -9,6 +9,7 @@ is the subclass's ``_send`` hook, so every mode shares the same checks and accou
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -46,6 +47,8 @@ class Blotter:
         self.open_count = 0
         self.sequence = 0
         self.rejected_count = 0
+        #: Rejects by category (see :func:`reject_category`), for metrics.
+        self.reject_reasons: Counter[str] = Counter()
         self.submitted_count = 0
         self.fill_count = 0
         self.on_reject: Callable[[Order, str], None] | None = None
@@ -102,6 +105,7 @@ class Blotter:
         if reason is not None:
             order.reject(reason)
             self.rejected_count += 1
+            self.reject_reasons[reject_category(reason)] += 1
             if self.on_reject is not None:
                 self.on_reject(order, reason)
             self._retired(order)
@@ -187,6 +191,7 @@ class Blotter:
             else:
                 order.reject(reason)
             self.rejected_count += 1
+            self.reject_reasons[reject_category(reason)] += 1
         self._close(order)
 
     def _close(self, order: Order) -> None:
@@ -248,3 +253,23 @@ class Blotter:
     @property
     def assets_with_open_orders(self) -> list[Asset]:
         return list(self._open)
+
+
+_REJECT_CATEGORIES = (
+    ("halted", ("halted", "circuit breaker", "breaker")),
+    ("blocked", ("trading blocked", "blocked")),
+    ("risk_limit", ("limit", "exposure", "max order", "max position")),
+    ("insufficient_funds", ("insufficient", "buying power", "cash")),
+    ("no_market_data", ("no price", "no market data")),
+    ("venue_rule", ("tick", "lot", "notional", "min ")),
+    ("broker", ("broker", "venue", "never reached", "ib error", "rejected by")),
+)
+
+
+def reject_category(reason: str) -> str:
+    """A short, bounded label for a reject reason (metrics must not label by free text)."""
+    text = reason.lower()
+    for label, needles in _REJECT_CATEGORIES:
+        if any(n in text for n in needles):
+            return label
+    return "other"

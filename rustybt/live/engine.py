@@ -271,6 +271,9 @@ class LiveTradingEngine:
         self.reconciliation_state = "unknown"
         self.last_reconciliation: ReconciliationReport | None = None
         self.alerts: list[AlertEvent] = []
+        #: Called with every alert (AlertEvent), breaker trip and engine failure, e.g. by
+        #: the console's AlertRouter; a listener must return at once and never raise.
+        self.alert_listeners: list[Callable[[AlertEvent], None]] = []
         self.broker_connected = True
         self.fatal_error: str | None = None
         self.stats = {
@@ -594,6 +597,9 @@ class LiveTradingEngine:
             self.stats["system_errors"] += 1
             self.fatal_error = f"{type(exc).__name__}: {exc}"
             log.error("engine_failed", error=self.fatal_error, traceback=traceback.format_exc())
+            self._notify_listeners(
+                AlertEvent("engine_failed", self.fatal_error, {"severity": "critical"})
+            )
             self.audit.warning("engine_failed", error=self.fatal_error)
             raise
         finally:
@@ -1318,7 +1324,15 @@ class LiveTradingEngine:
         if ev.fatal:
             self._stop = True
 
+    def _notify_listeners(self, ev: AlertEvent) -> None:
+        for listener in self.alert_listeners:
+            try:
+                listener(ev)
+            except Exception as exc:  # noqa: BLE001 - an alert channel never stops trading
+                log.error("alert_listener_failed", error=f"{type(exc).__name__}: {exc}")
+
     def _on_alert(self, ev: AlertEvent) -> None:
+        self._notify_listeners(ev)
         self.alerts.append(ev)
         self.audit.warning("alert", kind=ev.kind, message=ev.message)
         log.critical("alert", kind=ev.kind, message=ev.message)
@@ -1436,6 +1450,16 @@ class LiveTradingEngine:
         }
         log.error("circuit_breakers_tripped", **fields)
         self.audit.warning("circuit_breakers_tripped", **fields)
+        self._notify_listeners(
+            AlertEvent(
+                "breaker_tripped",
+                "; ".join(
+                    f"{t}: {r}"
+                    for t, r in zip(fields["breaker_types"], fields["reasons"], strict=False)
+                ),
+                {"severity": "critical"},
+            )
+        )
         self.audit.record("halt_cancel_all", orders=[o.id for o in cancelled])
 
     # --- periodic work ---------------------------------------------------------------------

@@ -13,8 +13,8 @@ records), sometimes kills the recovery too, then lets a final run finish and che
   TWS's working orders;
 * reconciliation (HALT_AND_ALERT, the CLI's default for a real broker) never alerted.
 
-``RUSTYBT_IB_CRASH_TRIALS`` sets the trial count (``make test`` runs a few, ``make
-test-slow`` 20).
+``make test`` runs a few trials (``RUSTYBT_IB_CRASH_TRIALS``, default 3), ``make
+test-slow`` runs 20.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from rustybt.live.journal import OrderJournal, journal_path
 from rustybt.live.state_manager import StateManager
@@ -223,12 +225,21 @@ def _run_trial(i: int, base: Path, algo: Path) -> tuple[list[str], int]:
 
 
 def test_sigkill_of_an_ib_session_loses_nothing_and_sends_nothing_twice(tmp_path):
+    _harness(tmp_path, TRIALS)
+
+
+@pytest.mark.slow
+def test_twenty_sigkill_trials_against_the_fake_tws(tmp_path):
+    _harness(tmp_path, max(20, TRIALS))
+
+
+def _harness(tmp_path: Path, trials: int) -> None:
     algo = tmp_path / "ib_flip.py"
     algo.write_text(ALGO)
-    results = [_run_trial(i, tmp_path, algo) for i in range(TRIALS)]
+    results = [_run_trial(i, tmp_path, algo) for i in range(trials)]
     # The harness must really interrupt sessions and recover them from a checkpoint plus
     # the journal, not watch runs finish or start afresh.
     killed = [k for k, _ in results if any("already finished" not in x for x in k)]
-    assert len(killed) >= max(1, TRIALS * 3 // 4), results
+    assert len(killed) >= max(1, trials * 3 // 4), results
     restored = [r for _, r in results if r]
-    assert len(restored) >= max(1, TRIALS // 2), f"only {len(restored)} trials restored: {results}"
+    assert len(restored) >= max(1, trials // 2), f"only {len(restored)} trials restored: {results}"
