@@ -128,7 +128,7 @@ async def test_alerts_reach_webhook_telegram_and_email_even_with_a_hanging_chann
         t0 = time.perf_counter()
         router.on_engine_alert(AlertEvent("breaker_tripped", "drawdown: 10% from peak"))
         assert time.perf_counter() - t0 < 0.01  # notify only queues
-        await wait_for(lambda: hook.posts and tg.posts and smtp.messages)
+        await wait_for(lambda: hook.posts and tg.posts and smtp.messages, 15)
         path, payload = hook.posts[0]
         assert path == "/slack"
         assert payload["text"] == payload["content"]
@@ -136,7 +136,7 @@ async def test_alerts_reach_webhook_telegram_and_email_even_with_a_hanging_chann
         assert tg.posts[0][0] == "/bot123:secret/sendMessage"
         assert tg.posts[0][1]["chat_id"] == "42"
         assert "drawdown" in smtp.messages[0]["body"]
-        await wait_for(lambda: router.failures.get("webhook1") == 1, 3)
+        await wait_for(lambda: router.failures.get("webhook1") == 1, 10)
         await router.stop()
         assert "secret" not in repr(router) and "secret" not in repr(config)
 
