@@ -11,6 +11,7 @@ from rustybt.assets import Equity, Forex, Future
 from rustybt.exceptions import (
     BrokerConnectionError,
     ConfigError,
+    InsufficientFundsError,
     InvalidOrder,
     OrderNotFound,
     OrderRejected,
@@ -164,7 +165,9 @@ async def test_tick_and_size_increment_come_from_contract_details(tws):
     adapter, _ = await connected(tws)
     try:
         es = Future("ESZ6", exchange="CME", tick_size="0.01")  # bundle default is wrong
-        with pytest.raises(InvalidOrder, match="off IB's tick 0.25; nearest valid: 6000.25"):
+        with pytest.raises(
+            InvalidOrder, match=r"off tick \(IB's tick size 0.25\); nearest valid: 6000.25"
+        ):
             await adapter.submit_order(es, D(1), "limit", limit_price=D("6000.30"))
         assert not tws.orders
         eur = Forex("EUR.USD")
@@ -183,21 +186,29 @@ async def test_unknown_symbol_is_a_symbol_not_found_error(tws):
         await adapter.disconnect()
 
 
-async def test_venue_reject_after_presubmitted_reaches_the_engine_as_a_reject(tws):
+async def test_a_reject_in_the_same_answer_as_presubmitted_is_raised_by_submit(tws):
     adapter, events = await connected(tws)
     try:
         tws.reject_next = 1
-        # TWS answers PreSubmitted, then error 201, then Inactive: acked, then rejected.
-        broker_id = await adapter.submit_order(AAPL, D(1), "market", client_order_id="r")
+        # TWS answers PreSubmitted, error 201 and Inactive together: a refusal, not an ack.
+        with pytest.raises(OrderRejected, match="code 201"):
+            await adapter.submit_order(AAPL, D(1), "market", client_order_id="r")
+        with pytest.raises(InsufficientFundsError, match="buying power"):
+            await adapter.submit_order(AAPL, D(100000), "market", client_order_id="big")
+        assert not [e for e in events if isinstance(e, OrderAckEvent | OrderCancelEvent)]
+    finally:
+        await adapter.disconnect()
+
+
+async def test_a_reject_after_the_ack_reaches_the_engine_as_a_reject_event(tws):
+    adapter, events = await connected(tws)
+    try:
+        tws.reject_late_next = 1
+        broker_id = await adapter.submit_order(AAPL, D(1), "market", client_order_id="late")
         await wait_for(lambda: any(isinstance(e, OrderRejectEvent) for e in events), "reject")
         [reject] = [e for e in events if isinstance(e, OrderRejectEvent)]
-        assert (reject.client_order_id, reject.broker_order_id) == ("r", broker_id)
+        assert (reject.client_order_id, reject.broker_order_id) == ("late", broker_id)
         assert "201" in reject.reason
-        await adapter.submit_order(AAPL, D(100000), "market", client_order_id="big")
-        await wait_for(
-            lambda: len([e for e in events if isinstance(e, OrderRejectEvent)]) == 2, "reject 2"
-        )
-        assert "buying power" in events[-1].reason
         assert not fills(events) and not [e for e in events if isinstance(e, OrderCancelEvent)]
     finally:
         await adapter.disconnect()

@@ -41,6 +41,7 @@ from rustybt.assets import Asset
 from rustybt.data.bar import Bar
 from rustybt.exceptions import (
     BrokerConnectionError,
+    InsufficientFundsError,
     InvalidOrder,
     OrderNotFound,
     OrderRejected,
@@ -49,6 +50,7 @@ from rustybt.exceptions import (
     SymbolNotFound,
 )
 from rustybt.live.brokers.base import BrokerAdapter
+from rustybt.live.brokers.ccxt.venue import Capabilities
 from rustybt.live.brokers.ib.config import IBConfig
 from rustybt.live.brokers.ib.contracts import asset_for, contract_for, ib_decimal, wire_decimal
 from rustybt.live.brokers.ib.errors import IBErrorKind, classify
@@ -81,6 +83,8 @@ _STATUS = {
     "Inactive": "rejected",
 }
 _MAX_SEEN_EXEC = 100_000
+#: Words TWS uses in a 201 reject when the account cannot pay for the order.
+_NO_FUNDS = ("insufficient", "buying power", "equity with loan", "available funds", "margin")
 
 
 def _exec_base(exec_id: str) -> tuple[str, int]:
@@ -114,6 +118,7 @@ class IBBrokerAdapter(BrokerAdapter):
         reconnect_delay: float = 1.0,
         max_reconnect_delay: float = 30.0,
         max_reconnect_attempts: int | None = None,
+        instruments: list[Asset] | None = None,
     ) -> None:
         super().__init__()
         self.config = IBConfig(
@@ -144,7 +149,18 @@ class IBBrokerAdapter(BrokerAdapter):
         self._exec_sizes: dict[str, tuple[int, Decimal]] = {}
         self._bars: asyncio.Queue[Bar] = asyncio.Queue(maxsize=10_000)
         self._bar_subs: dict[Asset, Any] = {}
+        self._preload = list(instruments or [])
+        self.instruments: dict[str, Asset] = {}
         self.disconnects = 0
+        self.capabilities = Capabilities(
+            order_types=frozenset({"market", "limit", "stop", "stop_limit"}),
+            time_in_force=frozenset({"gtc", "day", "ioc", "fok"}),
+            positions_from="positions",
+            partial_fills=True,
+            cancel_by_client_id=True,
+            lookup_closed_by_client_id=True,
+            shorting=True,
+        )
 
     def __repr__(self) -> str:
         c = self.config
@@ -153,11 +169,28 @@ class IBBrokerAdapter(BrokerAdapter):
             f"connected={self.is_connected})"
         )
 
+    @property
+    def stream_up(self) -> bool:
+        """TWS pushes order events on the one API socket: up while connected."""
+        return self.is_connected
+
+    def asset(self, symbol: str) -> Asset:
+        """An instrument resolved at connect (``instruments=``), with IB's tick and lot."""
+        asset = self.instruments.get(symbol.upper())
+        if asset is None:
+            raise InvalidOrder(
+                f"IB adapter has no instrument {symbol!r} loaded; known: "
+                f"{', '.join(sorted(self.instruments)) or 'none (pass instruments=[...])'}"
+            )
+        return asset
+
     # --- connection -----------------------------------------------------------------------
     async def connect(self) -> None:
         """Connect to TWS and sync orders, executions, positions and the account."""
         self._want_connected = True
         await self._connect_once()
+        for asset in self._preload:
+            await self._contract(asset)
 
     async def _connect_once(self) -> None:
         c = self.config
@@ -292,6 +325,16 @@ class IBBrokerAdapter(BrokerAdapter):
         self._contracts[asset] = contract
         self._tick_sizes[asset] = (tick, lot)
         self._assets_by_con_id[contract.conId] = asset
+        if asset.tick_size != tick or asset.lot_size != lot:
+            # The venue's rules, not the bundle's defaults: an asset for the same
+            # instrument (equal, same hash) carrying IB's tick and size increment.
+            data = {**asset.to_dict(), "tick_size": str(tick), "lot_size": str(lot)}
+            venue_asset = type(asset)(**{k: v for k, v in data.items() if k != "asset_class"})
+            self._contracts[venue_asset] = contract
+            self._tick_sizes[venue_asset] = (tick, lot)
+            self.instruments[asset.symbol] = venue_asset
+        else:
+            self.instruments[asset.symbol] = asset
         return contract
 
     def _asset_of(self, contract: Contract) -> Asset:
@@ -324,6 +367,13 @@ class IBBrokerAdapter(BrokerAdapter):
         contract = await self._contract(asset)
         ib = self._require()
         order = self._build_order(asset, amount, order_type, limit_price, stop_price, time_in_force)
+        if client_order_id:
+            same = self._trade_by(None, client_order_id)
+            if same is not None:
+                raise OrderRejected(
+                    f"client order id {client_order_id!r} is already used by IB order "
+                    f"{same.order.orderId} (code: duplicate orderRef); nothing was sent"
+                )
         order.orderRef = client_order_id or ""
         if self.config.account:
             order.account = self.config.account
@@ -366,15 +416,15 @@ class IBBrokerAdapter(BrokerAdapter):
         qty = abs(amount)
         if qty % lot != 0:
             raise InvalidOrder(
-                f"{qty} {asset.symbol} is not a multiple of IB's size increment {lot}; "
-                f"nearest valid: {(qty // lot) * lot}"
+                f"{qty} {asset.symbol} is not a multiple of the lot size (IB's size increment) "
+                f"{lot}; nearest valid: {(qty // lot) * lot}"
             )
         for name, price in (("limit_price", limit_price), ("stop_price", stop_price)):
             if price is not None and price % tick != 0:
                 nearest = (price / tick).to_integral_value() * tick
                 raise InvalidOrder(
-                    f"{name}={price} for {asset.symbol} is off IB's tick {tick}; nearest valid: "
-                    f"{nearest}"
+                    f"{name}={price} for {asset.symbol} is off tick (IB's tick size {tick}); "
+                    f"nearest valid: {nearest}"
                 )
         action = "BUY" if amount > 0 else "SELL"
         q = wire_decimal(qty)
@@ -426,7 +476,10 @@ class IBBrokerAdapter(BrokerAdapter):
                 f"IB has no order {broker_order_id or client_order_id!r} for this client id"
             )
         if trade.orderStatus.status not in _OPEN:
-            return
+            raise OrderNotFound(
+                f"IB order {trade.order.orderId} ({trade.order.orderRef or 'no client id'}) is "
+                f"{trade.orderStatus.status}; nothing to cancel"
+            )
         oid = trade.order.orderId
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._cancel_waiters[oid] = waiter
@@ -469,10 +522,11 @@ class IBBrokerAdapter(BrokerAdapter):
         if kind is IBErrorKind.CANCELLED:
             return  # the Cancelled order status carries it
         # A refusal of an order (201 and friends) or of its contract (200).
-        reason = f"IB error {code}: {message}"
+        reason = f"IB error code {code}: {message}"
         self._rejected[req_id] = reason
         if waiter is not None and not waiter.done():
-            waiter.set_exception(OrderRejected(reason))
+            no_funds = code == 201 and any(w in message.lower() for w in _NO_FUNDS)
+            waiter.set_exception((InsufficientFundsError if no_funds else OrderRejected)(reason))
             return
         # Rejected after TWS acknowledged it (PreSubmitted, then error 201, as TWS does
         # when a check fails downstream): the engine hears it as a broker reject.
@@ -489,10 +543,10 @@ class IBBrokerAdapter(BrokerAdapter):
         waiter = self._ack_waiters.get(oid)
         if status in _ACKED and oid not in self._acked:
             self._acked.add(oid)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(str(oid))
-            if cid:
-                self._emit(OrderAckEvent(cid, str(oid), datetime.now(UTC)))
+            # Acknowledge on the next loop turn: a reject TWS sends in the same read
+            # (PreSubmitted, then error 201) then reaches the caller as a refusal, not
+            # as an ack followed by a reject.
+            asyncio.get_running_loop().call_soon(self._ack, oid, cid, waiter)
         if status in ("Cancelled", "ApiCancelled", "Inactive"):
             cw = self._cancel_waiters.get(oid)
             if cw is not None and not cw.done():
@@ -510,6 +564,14 @@ class IBBrokerAdapter(BrokerAdapter):
                 self._emit(
                     OrderCancelEvent(cid, str(oid), f"IB status {status}", datetime.now(UTC))
                 )
+
+    def _ack(self, oid: int, cid: str, waiter: asyncio.Future[str] | None) -> None:
+        if oid in self._rejected and waiter is not None:
+            return  # refused in the same read: submit_order raises instead
+        if waiter is not None and not waiter.done():
+            waiter.set_result(str(oid))
+        if cid:
+            self._emit(OrderAckEvent(cid, str(oid), datetime.now(UTC)))
 
     def _on_commission_report(self, trade: Trade, fill: Any, report: Any) -> None:
         self._emit_fill(fill, trade.order.totalQuantity)

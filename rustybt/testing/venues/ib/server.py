@@ -13,7 +13,9 @@ Faults, for tests and rehearsals:
 * :meth:`FakeTWS.restart` — the nightly restart: the port goes away for a while, then
   comes back with the same account and working orders;
 * ``pacing_violations=N`` — the next N requests answer error 100 (pacing) instead;
-* ``reject_next=N`` — the next N orders are rejected with error 201;
+* ``reject_next=N`` — the next N orders are rejected with error 201 (PreSubmitted,
+  error 201, Inactive, in one write);
+* ``reject_late_next=N`` — the next N orders are acknowledged, then rejected 50 ms later;
 * ``silent_accept_next=N`` — the next N orders are accepted but no reply is sent
   (the client cannot tell whether they arrived: an unknown outcome);
 * ``fill_size`` — at most this many shares fill per bar (partial fills).
@@ -124,10 +126,12 @@ class FakeTWS:
             cid: Asset(i.symbol, tick_size=i.min_tick, lot_size=i.size_increment)
             for cid, i in self.instruments.items()
         }
+        # A bar's volume caps what it fills (all orders on the instrument together).
         self._sim = ExecutionSimulator(
             commission_model=PerShareCommission(
                 Decimal(commission_per_share), Decimal(min_commission)
-            )
+            ),
+            volume_limit_pct=Decimal(1),
         )
         self.fill_size = Decimal(fill_size) if fill_size is not None else None
         self.positions: dict[int, tuple[Decimal, Decimal]] = {}  # conId -> (amount, avg cost)
@@ -135,9 +139,12 @@ class FakeTWS:
         self._sim_orders: dict[int, Order] = {}
         self.executions: list[WireExecution] = []
         self.received: list[int] = []
+        #: orderRef of every order placed, accepted or not (duplicates show up twice).
+        self.order_refs_received: list[str] = []
         self.pacing_violations = 0
         self.reject_next = 0
         self.silent_accept_next = 0
+        self.reject_late_next = 0
         self._next_order_id = 1
         self._perm_ids = itertools.count(1_000_001)
         self._exec_seq = itertools.count(1)
@@ -188,11 +195,11 @@ class FakeTWS:
         high: Decimal | str,
         low: Decimal | str,
         close: Decimal | str,
-        volume: Decimal | str = "10000",
+        volume: Decimal | str | None = "10000",
     ) -> None:
         """A 5-second bar traded on the venue: resting orders match, subscribers get it."""
         ins = self.instrument(symbol)
-        o, h, lo, c, v = (Decimal(x) for x in (open, high, low, close, volume))
+        o, h, lo, c, v = (Decimal(x) for x in (open, high, low, close, volume or "10000"))
         ins.price = c
         now = datetime.now(UTC)
         bar = Bar(self._assets[ins.con_id], now, o, h, lo, c, v)
@@ -365,6 +372,7 @@ class FakeTWS:
             return
         action, qty_s, otype, lmt_s, aux_s, tif = f[16], f[17], f[18], f[19], f[20], f[21]
         account, order_ref = f[23] or self.account, f[26]
+        self.order_refs_received.append(order_ref)
         if order_id in self.orders:
             self._send(client, wire.error(order_id, 103, "Duplicate order id"))
             return
@@ -416,6 +424,14 @@ class FakeTWS:
         if self.silent_accept_next > 0:
             self.silent_accept_next -= 1
             return
+        if self.reject_late_next > 0:
+            # Accepted, then refused downstream a moment later (e.g. by the exchange).
+            self.reject_late_next -= 1
+            order.status = "PreSubmitted"
+            self._broadcast(order, wire.open_order(order))
+            self._broadcast(order, wire.order_status(order))
+            asyncio.get_running_loop().call_later(0.05, self._reject_late, order)
+            return
         self._broadcast(order, wire.open_order(order))
         self._broadcast(order, wire.order_status(order))
         if otype == "MKT" or (otype == "LMT" and lmt is not None):
@@ -425,6 +441,15 @@ class FakeTWS:
             self._match(order, sim, Bar(sim.asset, datetime.now(UTC), p, p, p, p, volume))
         if order.tif == "IOC" and order.status == "Submitted":
             self._cancel(order, "IOC remainder")
+
+    def _reject_late(self, order: WireOrder) -> None:
+        self._sim_orders.pop(order.order_id, None)
+        self._broadcast(
+            order,
+            wire.error(order.order_id, 201, "Order rejected - reason:Rejected by the exchange"),
+        )
+        order.status = "Inactive"
+        self._broadcast(order, wire.order_status(order))
 
     def _check(self, order: WireOrder) -> str | None:
         ins = order.instrument
