@@ -243,22 +243,24 @@ class CcxtBrokerAdapter(BrokerAdapter):
 
         class _Exchange(base_cls):  # type: ignore[misc, valid-type]
             def handle_errors(self, code, reason, url, method, headers, body, response, rh, rb):  # noqa: ANN001
+                status = int(code or 0)
+                venue = adapter.venue
+                fields = venue.error_fields(status, response)
+                limited = venue.is_rate_limited(status, fields)
                 retry = adapter.budget.on_response(
-                    dict(headers or {}), int(code or 0), adapter.venue.weight_header
+                    dict(headers or {}),
+                    status,
+                    venue.weight_header,
+                    limited=limited,
+                    retry_after=venue.retry_after(dict(headers or {})) if limited else None,
                 )
-                if code is not None and int(code) >= 400:
-                    vcode, msg = None, str(reason)
-                    if isinstance(response, dict):
-                        raw = response.get("code")
-                        try:
-                            vcode = int(raw) if raw is not None else None
-                        except (TypeError, ValueError):
-                            vcode = None
-                        msg = str(response.get("msg") or msg)
+                if fields is not None:
+                    vcode, msg = fields
+                    msg = msg or str(reason)
                     path = str(url).split("?", 1)[0]
                     if "://" in path:
                         path = "/" + path.split("://", 1)[1].split("/", 1)[-1]
-                    raise VenueHTTPError(int(code), vcode, msg, str(method), path, retry)
+                    raise VenueHTTPError(status, vcode, msg, str(method), path, retry)
                 return super().handle_errors(
                     code, reason, url, method, headers, body, response, rh, rb
                 )
@@ -972,11 +974,16 @@ class CcxtBrokerAdapter(BrokerAdapter):
             self.venue.fetch_order_trades(self._ex, view.symbol, view.order_id), "query"
         )
         fills = [self.venue.parse_trade(t) for t in trades]
+        fills.sort(key=lambda f: f.dt or datetime.min.replace(tzinfo=UTC))
         total = _ZERO
         for i, fill in enumerate(fills):
             total += abs(fill.amount)
             fill.client_id = view.client_id
-            fill.final = view.status == "filled" and i == len(fills) - 1
+            # The trade list may be newer than the order snapshot (fills landed between
+            # the two requests): the fill completing the order's amount is final too.
+            fill.final = (view.status == "filled" and i == len(fills) - 1) or (
+                view.amount != 0 and total >= abs(view.amount)
+            )
             self._on_fill(fill)
 
     # --- status ---

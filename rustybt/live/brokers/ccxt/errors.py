@@ -110,19 +110,37 @@ class RequestBudget:
                 retry_after=1.0,
             )
 
-    def on_response(self, headers: dict[str, str], status: int, weight_header: str) -> float | None:
-        raw = _header(headers, weight_header)
+    def on_response(
+        self,
+        headers: dict[str, str],
+        status: int,
+        weight_header: str,
+        *,
+        limited: bool | None = None,
+        retry_after: float | None = None,
+    ) -> float | None:
+        """Record one response; returns the back-off in seconds when it was a rate limit.
+
+        ``limited`` (default: HTTP 429/418) and ``retry_after`` (default: the
+        ``Retry-After`` header, else 1 s) let a venue that signals limits differently
+        (Bybit: retCode 10006 with ``X-Bapi-Limit-Reset-Timestamp``) say so.
+        """
+        raw = _header(headers, weight_header) if weight_header else None
         if raw is not None:
             try:
                 self.used_weight = int(raw)
             except ValueError:
                 pass
-        if status in (429, 418):
-            retry = _header(headers, "Retry-After")
-            try:
-                seconds = float(retry) if retry is not None else 1.0
-            except ValueError:
-                seconds = 1.0
+        if limited is None:
+            limited = status in (429, 418)
+        if limited:
+            seconds = retry_after
+            if seconds is None:
+                retry = _header(headers, "Retry-After")
+                try:
+                    seconds = float(retry) if retry is not None else 1.0
+                except ValueError:
+                    seconds = 1.0
             self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
             return seconds
         return None

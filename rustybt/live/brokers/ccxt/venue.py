@@ -104,6 +104,32 @@ class Venue(ABC):
     def rewrite_urls(self, urls: dict[str, Any], base_url: str | None, ws_url: str | None) -> None:
         """Replace scheme+host of every REST (``base_url``) / websocket (``ws_url``) URL."""
 
+    def error_fields(self, status: int, response: Any) -> tuple[int | None, str] | None:
+        """``(venue code, message)`` when a response is an error, else None.
+
+        The default reads Binance-style ``{"code", "msg"}`` bodies of HTTP errors; a venue
+        that answers errors with HTTP 200 and a code in the body (Bybit's ``retCode``)
+        overrides this, so every venue's refusals reach :meth:`map_error` the same way.
+        """
+        if status < 400:
+            return None
+        if not isinstance(response, dict):
+            return None, ""
+        raw = response.get("code")
+        try:
+            code = int(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            code = None
+        return code, str(response.get("msg") or "")
+
+    def is_rate_limited(self, status: int, fields: tuple[int | None, str] | None) -> bool:
+        """True when a response says "too many requests" (default: HTTP 429 / 418)."""
+        return status in (429, 418)
+
+    def retry_after(self, headers: dict[str, str]) -> float | None:
+        """Seconds to hold every request after a rate limit (None: ``Retry-After`` or 1 s)."""
+        return None
+
     def is_mainnet(self, testnet: bool, base_url: str | None) -> bool:
         """True when orders would reach real money (no testnet, no override)."""
         return not testnet and base_url is None
@@ -184,3 +210,25 @@ class Venue(ABC):
     def map_error(self, exc: BaseException, *, during: str) -> BaseException:
         """A :mod:`rustybt.exceptions` error for a ccxt/network error (``during`` says
         what was being done: submit, cancel, query)."""
+
+
+def replace_hosts(urls: dict[str, Any], base_url: str | None, ws_url: str | None) -> None:
+    """Rewrite ccxt's ``urls['api']`` in place: the scheme and host of every REST URL
+    become ``base_url`` and of every websocket URL ``ws_url``; paths are kept
+    (``https://api.{hostname}/v5`` -> ``http://127.0.0.1:8080/v5``)."""
+    api = urls.get("api")
+    if isinstance(api, dict):
+        urls["api"] = _replace(api, base_url, ws_url)
+
+
+def _replace(node: Any, base_url: str | None, ws_url: str | None) -> Any:
+    if isinstance(node, dict):
+        return {k: _replace(v, base_url, ws_url) for k, v in node.items()}
+    if isinstance(node, str) and "://" in node:
+        scheme, rest = node.split("://", 1)
+        path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
+        if scheme in ("http", "https") and base_url:
+            return base_url + path
+        if scheme in ("ws", "wss") and ws_url:
+            return ws_url + path
+    return node

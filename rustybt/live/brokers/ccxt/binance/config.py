@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rustybt.live.brokers.ccxt.venue import Capabilities
+from rustybt.live.brokers.ccxt.venue import Capabilities, replace_hosts
 
 KEY_ENV = "BINANCE_API_KEY"
 SECRET_ENV = "BINANCE_API_SECRET"
@@ -55,19 +55,4 @@ def ccxt_options(market_type: str) -> dict[str, Any]:
 
 def rewrite_urls(urls: dict[str, Any], base_url: str | None, ws_url: str | None) -> None:
     """Rewrite ccxt's ``urls['api']`` in place (scheme+host only)."""
-    api = urls.get("api")
-    if isinstance(api, dict):
-        urls["api"] = _rewrite(api, base_url, ws_url)
-
-
-def _rewrite(node: Any, base_url: str | None, ws_url: str | None) -> Any:
-    if isinstance(node, dict):
-        return {k: _rewrite(v, base_url, ws_url) for k, v in node.items()}
-    if isinstance(node, str) and "://" in node:
-        scheme, rest = node.split("://", 1)
-        path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
-        if scheme in ("http", "https") and base_url:
-            return base_url + path
-        if scheme in ("ws", "wss") and ws_url:
-            return ws_url + path
-    return node
+    replace_hosts(urls, base_url, ws_url)

@@ -1,0 +1,46 @@
+"""The venue conformance suite against the fake Bybit (v5 unified account, linear)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from rustybt.live.brokers.bybit_adapter import BybitBrokerAdapter
+from rustybt.testing.venues.bybit import DEFAULT_API_KEY, DEFAULT_API_SECRET, FakeBybit
+from tests.live.brokers.conformance import VenueConformance, VenueHarness
+
+D = Decimal
+
+
+@pytest.fixture
+async def venue():
+    fake = await FakeBybit("linear", balances={"USDT": D("100000")}).start()
+
+    def make_adapter():
+        return BybitBrokerAdapter(
+            DEFAULT_API_KEY,
+            DEFAULT_API_SECRET,
+            base_url=fake.base_url,
+            request_timeout=2.0,
+            poll_interval=0.2,
+        )
+
+    harness = VenueHarness(
+        make_adapter=make_adapter,
+        push_bar=fake.push_bar,
+        received=lambda: list(fake.exchange.received),
+        symbol="BTCUSDT",
+        price=fake.exchange.symbols["BTCUSDT"].price,
+        big_amount=D("0.03"),
+        small_amount=D("0.01"),
+        unaffordable_amount=D("500"),
+    )
+    yield harness
+    for adapter in harness.adapters:
+        await adapter.disconnect()
+    await fake.stop()
+
+
+class TestBybitConformance(VenueConformance):
+    pass
