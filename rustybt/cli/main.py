@@ -354,7 +354,7 @@ def live(
         if not opts.get("algofile"):
             raise ConfigError("give a strategy file with -f algo.py (or algofile in --config)")
         optspec.check_date_order(opts)
-        if opts.get("broker", "paper") != "binance":  # Binance streams: no bundle
+        if opts.get("broker", "paper") not in optspec.VENUE_BROKERS:  # venue data: no bundle
             optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
     with front_door("paper session stopped", opts["algofile"]):
@@ -404,11 +404,12 @@ def _build_engine(opts: dict[str, Any]) -> Any:
     end = opts.get("end")
     if end is not None and len(str(end)) == 10:
         end = f"{end} 23:59:59"
-    if broker_name == "binance":
-        from rustybt.cli.venue_brokers import binance_broker
+    if broker_name in optspec.VENUE_BROKERS:
+        from rustybt.cli.venue_brokers import venue_broker
 
         return _attach_stream(
-            _build_venue_engine(opts, algo, binance_broker(opts), recon_strategy), opts
+            _build_venue_engine(opts, algo, venue_broker(broker_name, opts), recon_strategy),
+            opts,
         )
     portal = PolarsDataPortal(bundle_name=opts.get("bundle", "demo"), data_frequency="minute")
     broker = _ib_broker(opts) if broker_name == "ib" else _paper_broker(opts)

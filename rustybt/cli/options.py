@@ -264,8 +264,10 @@ STREAM_VENUES = ("binance", "bybit", "hyperliquid")
 
 
 # --- the tables ---------------------------------------------------------------------------
-BROKERS: tuple[str, ...] = ("paper", "ib", "binance")
+BROKERS: tuple[str, ...] = ("paper", "ib", "binance", "bybit")
 """Brokers ``rustybt live --broker`` builds; a new one adds its name here and a builder."""
+VENUE_BROKERS = frozenset({"binance", "bybit"})
+"""Crypto venues built by :func:`rustybt.cli.venue_brokers.venue_broker` (no bundle)."""
 SIMULATED_BROKERS = frozenset({"paper"})
 """Brokers that trade against a simulation; the others reconcile with halt_and_alert by
 default (DESIGN.md: fail closed wherever real money is at stake)."""
@@ -382,7 +384,7 @@ LIVE_OPTIONS: dict[str, Option] = {
     # Binance (rustybt.cli.venue_brokers); live_money above is shared.
     "testnet": Option(boolean, "--testnet"),
     "venue_url": Option(venue_url, "--venue-url"),
-    "market_type": Option(choice("spot", "futures"), "--market-type"),
+    "market_type": Option(choice("spot", "futures", "linear"), "--market-type"),
     "poll_interval": Option(seconds),
     **COMMON_COST_OPTIONS,
 }

@@ -22,9 +22,13 @@ venue_app = typer.Typer(add_completion=False, help="Loopback fake venues for off
 FAKE_VENUES: dict[str, tuple[str, int]] = {
     "ib": ("rustybt.testing.venues.ib.server", 7497),
     "binance": ("rustybt.testing.venues.binance.server", 8080),
+    "bybit": ("rustybt.testing.venues.bybit.server", 8081),
 }
 #: venues whose fake takes ``--market-type``
-MARKET_TYPES: dict[str, tuple[str, ...]] = {"binance": ("spot", "futures")}
+MARKET_TYPES: dict[str, tuple[str, ...]] = {
+    "binance": ("spot", "futures"),
+    "bybit": ("linear", "spot"),
+}
 
 
 @venue_app.command("serve")
@@ -33,7 +37,9 @@ def serve(
     port: int = typer.Option(None, help="TCP port on 127.0.0.1 (default: the venue's own)."),
     interval: float = typer.Option(1.0, help="Seconds between the fake market's bars."),
     seed: int = typer.Option(0, help="Seed of the fake market's random walk."),
-    market_type: str = typer.Option(None, help="binance: spot or futures (USDⓈ-M)."),
+    market_type: str = typer.Option(
+        None, help="binance: spot or futures (USDⓈ-M); bybit: linear or spot."
+    ),
 ) -> None:
     """Serve a fake venue on 127.0.0.1 until Ctrl-C."""
     with front_door(f"fake {venue} venue stopped"):

@@ -1,4 +1,4 @@
-"""Building the Binance broker for ``rustybt live --broker binance``.
+"""Building the crypto venue brokers for ``rustybt live --broker binance|bybit``.
 
 Real money is refused unless asked for twice over: a mainnet connection (no
 ``--testnet``, no ``--venue-url``) needs ``--live-money`` on the command line or
@@ -26,10 +26,16 @@ def venue_url_pair(url: str) -> tuple[str, str]:
     )
 
 
-def binance_broker(opts: dict[str, Any]) -> Any:
-    """A :class:`BinanceBrokerAdapter` from the CLI/config options."""
-    from rustybt.live.brokers.binance_adapter import BinanceBrokerAdapter
+def venue_broker(name: str, opts: dict[str, Any]) -> Any:
+    """The adapter for ``--broker <name>`` (a name in ``options.VENUE_BROKERS``)."""
+    if name == "binance":
+        return binance_broker(opts)
+    if name == "bybit":
+        return bybit_broker(opts)
+    raise ConfigError(f"no venue broker {name!r}; available: binance, bybit")
 
+
+def _endpoints(opts: dict[str, Any], venue: str) -> tuple[str | None, str | None, bool, bool]:
     base_url = ws_url = None
     if opts.get("venue_url"):
         base_url, ws_url = venue_url_pair(str(opts["venue_url"]))
@@ -37,14 +43,41 @@ def binance_broker(opts: dict[str, Any]) -> Any:
     live_money = bool(opts.get("live_money", False))
     if not testnet and base_url is None and not live_money:
         raise ConfigError(
-            "refusing to trade real money on Binance mainnet: add --testnet (or --venue-url "
+            f"refusing to trade real money on {venue} mainnet: add --testnet (or --venue-url "
             "for a local fake), or confirm with --live-money / live_money = true"
         )
+    return base_url, ws_url, testnet, live_money
+
+
+def binance_broker(opts: dict[str, Any]) -> Any:
+    """A :class:`BinanceBrokerAdapter` from the CLI/config options."""
+    from rustybt.live.brokers.binance_adapter import BinanceBrokerAdapter
+
+    base_url, ws_url, testnet, live_money = _endpoints(opts, "Binance")
     return BinanceBrokerAdapter(
         opts.get("api_key"),
         opts.get("api_secret"),
         testnet=testnet,
         market_type=str(opts.get("market_type", "spot")),
+        base_url=base_url,
+        ws_url=ws_url,
+        live_money=live_money,
+        market_data_interval=float(opts.get("poll_interval", 1.0)),
+    )
+
+
+def bybit_broker(opts: dict[str, Any]) -> Any:
+    """A :class:`BybitBrokerAdapter` from the CLI/config options; ``--market-type``
+    ``linear`` (or ``futures``: USDT perpetuals, the default) or ``spot``."""
+    from rustybt.live.brokers.bybit_adapter import BybitBrokerAdapter
+
+    base_url, ws_url, testnet, live_money = _endpoints(opts, "Bybit")
+    category = str(opts.get("market_type", "linear"))
+    return BybitBrokerAdapter(
+        opts.get("api_key"),
+        opts.get("api_secret"),
+        testnet=testnet,
+        category="linear" if category == "futures" else category,
         base_url=base_url,
         ws_url=ws_url,
         live_money=live_money,

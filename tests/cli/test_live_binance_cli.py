@@ -70,9 +70,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_fake(port: int, *extra: str) -> subprocess.Popen:
+def start_fake(port: int, *extra: str, venue: str = "binance") -> subprocess.Popen:
     proc = subprocess.Popen(
-        [RUSTYBT, "venue", "serve", "binance", "--port", str(port), *extra],
+        [RUSTYBT, "venue", "serve", venue, "--port", str(port), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -193,7 +193,8 @@ class FakeBybit:
         self.exchange.push_bar(symbol, o, h, lo, c, vol)
         spec = self.exchange.symbols[symbol]
         v = vol if vol is not None else spec.liquidity
-        start = (_now_ms() // 60_000) * 60_000 - 60_000
+        # one row per pushed bar (the fake's minute is as long as its bar interval)
+        start = _now_ms() - 60_000
         rows = self._klines[symbol]
         rows.append([str(start), _s(o), _s(h), _s(lo), _s(c), _s(v), _s(v * c)])
         del rows[:-1000]
@@ -923,11 +924,12 @@ class FakeBybit:
 
 
 async def serve(
-    port: int, *, interval: float = 1.0, seed: int = 0, category: str = "linear"
+    port: int, *, interval: float = 1.0, seed: int = 0, market_type: str = "linear"
 ) -> None:
     """Run a fake Bybit on 127.0.0.1:``port`` until cancelled (``rustybt venue serve bybit``)."""
     import sys
 
+    category = market_type
     fake = FakeBybit(category, port=port)
     await fake.start()
     fake.start_random_walk(interval, seed)
