@@ -41,6 +41,7 @@ from benchmarks.data import MINUTES_PER_SESSION, Dataset, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
+RECORDED = ROOT / "benchmarks" / "recorded.md"
 JOB_TIMEOUT_S = 900
 FULL_SIZE = (10, 20)  # symbols, sessions -> 78,000 bars
 QUICK_SIZE = (2, 1)  # 780 bars
@@ -1142,6 +1143,10 @@ def render(ctx: Context, started: datetime, finished: datetime) -> str:
         out += [f"## {res.title}", "", res.markdown, ""]
     if skipped:
         out += ["## Sections not run", "", *skipped, ""]
+    if RECORDED.exists():
+        # Before/after comparisons measured once for a change (they need two checkouts,
+        # so a run cannot regenerate them); kept verbatim in every generated document.
+        out += [RECORDED.read_text().rstrip(), ""]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -8,11 +8,14 @@ or the live engine) that provides the blotter (the one order path, with the risk
 the ledger, the clock and the data view. That is the whole difference between modes.
 
 Order functions validate and return at once: an order id, or ``None`` when no order was
-placed (zero amount after lot rounding, or a refusal by the risk gate — the refusal is
-logged and visible in ``get_order``'s history, and the strategy keeps running). Bad
-parameters raise :class:`~rustybt.exceptions.InvalidOrder`; an unknown symbol raises
-:class:`~rustybt.exceptions.SymbolNotFound`; an order on an asset with no price yet
-raises :class:`~rustybt.exceptions.NoMarketData`.
+placed (zero amount after lot rounding, or a refusal — by the risk gate, the simulated
+account's buying power/short rules, or because the asset has no price yet; the refusal
+is logged, the order is kept as REJECTED with its reason (``get_order``), and the
+strategy keeps running). The value-based functions (``order_value``, ``order_percent``,
+``order_target_value``, ``order_target_percent``) need a price to size the order: before
+the asset's first bar, without a ``limit_price``, they log ``order_not_sized`` and
+return ``None``. Bad parameters raise :class:`~rustybt.exceptions.InvalidOrder`; an
+unknown symbol raises :class:`~rustybt.exceptions.SymbolNotFound`.
 
 Numbers at the API: a class-based strategy sees ``Decimal`` (``numbers = "decimal"``); a
 zipline-style script sees floats (``numbers = "float"``, see :mod:`rustybt.boundary`).
@@ -32,10 +35,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import structlog
+
 from rustybt.assets import Asset
 from rustybt.boundary import FloatAccount, FloatBarData, FloatPortfolio, check_numbers
 from rustybt.data.bar_data import BarData
-from rustybt.exceptions import ConfigError, InvalidOrder, NoMarketData, RustyBTError
+from rustybt.exceptions import ConfigError, InvalidOrder, RustyBTError
 from rustybt.finance.order import (
     LimitOrder,
     MarketOrder,
@@ -48,6 +53,7 @@ from rustybt.finance.order import (
 )
 
 _ZERO = Decimal(0)
+_log = structlog.get_logger("rustybt.orders")
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passphrase|private_?key)", re.I)
 _current_algo: contextvars.ContextVar[TradingAlgorithm | None] = contextvars.ContextVar(
     "rustybt_current_algo", default=None
@@ -316,15 +322,6 @@ class TradingAlgorithm:
         self._rt.schedule_function(func, date_rule, time_rule, calendar)
 
     # --- orders ---------------------------------------------------------------------------
-    def _price(self, asset: Asset) -> Decimal:
-        price = self._rt.last_price(asset)
-        if price is None:
-            raise NoMarketData(
-                f"no market data yet for {asset.symbol}: wait for its first bar "
-                "(check data.can_trade(asset)) before ordering"
-            )
-        return price
-
     def order(
         self,
         asset: Asset,
@@ -340,8 +337,8 @@ class TradingAlgorithm:
         a no-op returning ``None``. ``limit_price``/``stop_price`` (or ``style``, e.g.
         ``LimitOrder(p)``; not both) make a limit, stop or stop-limit order. ``tif`` is the
         time in force (``"gtc"`` or ``"day"``). The order passes the risk gate; a refused
-        order returns ``None`` and is counted as a reject. Raises
-        :class:`~rustybt.exceptions.NoMarketData` before the asset's first bar.
+        order returns ``None`` and is counted as a reject; so does an order before the
+        asset's first bar (no price to value it: rejected with the reason logged).
         """
         if not isinstance(asset, Asset):
             raise InvalidOrder(
@@ -357,7 +354,9 @@ class TradingAlgorithm:
         rounded = asset.round_amount(amount)
         if rounded == 0:
             return None  # zero, or less than one lot: a documented no-op
-        reference = self._price(asset)
+        # No price yet (before the asset's first bar) is not an error here: the blotter
+        # rejects the order with a logged reason and the strategy carries on.
+        reference = self._rt.last_price(asset)
         order = self._rt.blotter.place(
             asset,
             rounded,
@@ -386,6 +385,8 @@ class TradingAlgorithm:
         """
         value = to_decimal("value", value)
         price = _limit_or_last(self, asset, limit_price)
+        if price is None:
+            return None
         return self.order(
             asset, value / (price * asset.multiplier), limit_price, stop_price, style, tif
         )
@@ -453,6 +454,8 @@ class TradingAlgorithm:
         """
         target = to_decimal("target", target)
         price = _limit_or_last(self, asset, limit_price)
+        if price is None:
+            return None
         return self.order_target(
             asset, target / (price * asset.multiplier), limit_price, stop_price, style, tif
         )
@@ -565,14 +568,25 @@ def headless_matplotlib() -> None:
         mpl.use("Agg")
 
 
-def _limit_or_last(algo: TradingAlgorithm, asset: Asset, limit: Any) -> Decimal:
-    """The price that sizes a value order: its limit price if it has one, else the last."""
+def _limit_or_last(algo: TradingAlgorithm, asset: Asset, limit: Any) -> Decimal | None:
+    """The price that sizes a value order: its limit price if it has one, else the last.
+
+    ``None`` (logged) when there is neither: the asset has had no bar yet.
+    """
     if limit is not None:
         limit = to_decimal("limit_price", limit)
         if limit <= 0:
             raise InvalidOrder(f"limit_price={limit} for {asset.symbol} must be > 0")
         return limit
-    return algo._price(asset)
+    price = algo._rt.last_price(asset)
+    if price is None:
+        _log.warning(
+            "order_not_sized",
+            symbol=asset.symbol,
+            reason=f"no market data for {asset.symbol} yet: a value-based order cannot be "
+            "sized before the asset's first bar; check data.can_trade(asset) first",
+        )
+    return price
 
 
 def _arity(fn: Callable[..., Any]) -> int:

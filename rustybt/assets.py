@@ -10,7 +10,7 @@ ledgers, bars and checkpoints; the hash is computed once, at construction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from rustybt.exceptions import InvalidOrder, SymbolNotFound
@@ -145,16 +145,29 @@ class Asset:
             raise InvalidOrder(f"{name}={price!r} for {self.symbol} must be a finite Decimal > 0")
         if price % self.tick_size != 0:
             raise InvalidOrder(
-                f"{name}={price} for {self.symbol} is off tick (tick size {self.tick_size}); "
-                f"use asset.round_price(price) -> {self.round_price(price)}"
+                f"tick_size: {name}={price} for {self.symbol} is off tick (tick size "
+                f"{self.tick_size}); the nearest valid price is {self.round_price(price)} "
+                f"(asset.round_price(price))"
             )
 
+    def min_amount_for_notional(self, price: Decimal) -> Decimal:
+        """The smallest whole number of lots worth at least ``min_notional`` at ``price``."""
+        lots = (self.min_notional / (price * self.multiplier * self.lot_size)).to_integral_value(
+            ROUND_CEILING
+        )
+        return lots * self.lot_size
+
     def validate_min_notional(self, amount: Decimal, price: Decimal) -> None:
+        """Raise :class:`InvalidOrder` when ``|amount| × price × multiplier`` is below the
+        venue's minimum notional; the message names the rule and the smallest valid amount."""
         notional = abs(amount) * price * self.multiplier
         if notional < self.min_notional:
+            smallest = self.min_amount_for_notional(price)
             raise InvalidOrder(
-                f"order notional {notional} for {self.symbol} is below the venue minimum "
-                f"{self.min_notional} {self.quote_currency}; increase the amount"
+                f"min_notional: order notional {notional} {self.quote_currency} for "
+                f"{self.symbol} ({abs(amount)} at {price}) is below the venue minimum "
+                f"{self.min_notional} {self.quote_currency}; the smallest valid amount at "
+                f"this price is {smallest}"
             )
 
 

@@ -89,10 +89,11 @@ def test_backtest_and_zero_latency_paper_trading_place_and_fill_identical_orders
         end=END,
         slippage_model=slippage,
         commission_model=commission,
+        allow_short=True,
     )
 
     portal = PolarsDataPortal(bundle_name="demo", data_frequency="minute")
-    # The backtest does not restrict short selling; the paper venue must not either.
+    # Short selling allowed in both (the default, off, is the same in both too).
     slippage, commission = models()
     broker = PaperBroker(
         starting_cash=Decimal("100000"),

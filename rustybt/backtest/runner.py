@@ -1,10 +1,12 @@
 """The backtest: the shared kernel driven by a simulated clock over a bundle.
 
 Per timestamp, in this order (the live engine keeps the same order, which is what makes
-backtest and paper agree): open orders are matched against this bar by the one
-execution simulator, positions are marked, breakers observe the portfolio value,
-scheduled functions that are due run, then ``handle_data`` runs once for all assets.
-An order placed while handling bar t therefore fills no earlier than bar t+1.
+backtest and paper agree): the shared per-bar step
+(:func:`rustybt.finance.kernel.step_bar`) matches resting orders against this bar and
+marks positions; breakers observe the portfolio value; on the first bar of a session
+``before_trading_start`` runs; scheduled functions that are due run; then ``handle_data``
+runs once for all assets. An order placed at bar t — from any of the three — therefore
+fills no earlier than bar t+1. A breaker trip cancels every pending order.
 
 The clock is the union of the bar timestamps of the assets the strategy looked up in
 ``initialize``, or of the bundle's equities when it looked up none, or what
@@ -19,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+import structlog
 
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import Asset
@@ -31,15 +35,18 @@ from rustybt.calendars import calendar_tz, session_day
 from rustybt.data.bar_data import BacktestBarData
 from rustybt.data.clock import clock_assets
 from rustybt.exceptions import ConfigError
+from rustybt.finance.account_rules import AccountRules
 from rustybt.finance.blotter import Blotter
-from rustybt.finance.execution import ExecutionSimulator
+from rustybt.finance.execution import ExecutionSimulator, Fill
+from rustybt.finance.kernel import step_bar
 from rustybt.finance.ledger import Ledger
-from rustybt.finance.order import Order, TimeInForce
+from rustybt.finance.order import Order, OrderStatus, TimeInForce
 from rustybt.finance.risk_gate import RiskGate
 from rustybt.metrics.performance import summarize
 
+log = structlog.get_logger("rustybt.backtest")
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 _ONE_US = timedelta(microseconds=1)
 
 
@@ -121,6 +128,27 @@ class BacktestResult:
         return out
 
 
+def daily_row(ledger: Ledger, day: date, prev_value: Decimal, fills: int) -> dict[str, Any]:
+    """One row of the daily results, from the ledger at the end of ``day``.
+
+    The backtest and a live/paper session (``rustybt.live.results``) write the same rows,
+    so their Parquet results have one schema and can be compared directly.
+    """
+    pv = ledger.portfolio_value
+    return {
+        "date": day,
+        "portfolio_value": pv,
+        "cash": ledger.cash,
+        "positions_value": ledger.positions_value,
+        "pnl": pv - prev_value,
+        "returns": (pv - prev_value) / prev_value if prev_value else Decimal(0),
+        "gross_exposure": ledger.gross_exposure,
+        "leverage": ledger.leverage,
+        "fills": fills,
+        "fees_total": ledger.fees_paid,
+    }
+
+
 def _stringify_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Decimals are written as exact strings: Parquet readers everywhere read them back
     # without a float detour, and mixed scales in one column cannot lose digits.
@@ -135,7 +163,101 @@ def _dec_str(value: Decimal) -> str:
 
 
 class _BacktestBlotter(Blotter):
-    """Accepted orders wait in the book; the runner matches them on later bars."""
+    """The backtest's simulated account: accepted orders wait in the book and the runner
+    matches them on later bars through :func:`~rustybt.finance.kernel.step_bar` (this
+    class is the :class:`~rustybt.finance.kernel.SimulatedAccount` it advances)."""
+
+    def __init__(self, *args: Any, rules: AccountRules | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.rules = rules
+        self.transactions: list[dict[str, Any]] = []
+        self.price_of: Callable[[Asset], Decimal | None] = lambda asset: None
+        self.breakers: Any = None
+        # Cancels requested by the strategy: confirmed at the next bar, before matching,
+        # as a venue confirms a cancel after the request (the paper venue's cancel event
+        # reaches the strategy then too). Until then the order counts as open.
+        self.cancelling: list[tuple[Order, str]] = []
+
+    def _request_cancel(self, order: Order, reason: str) -> None:
+        self.cancelling.append((order, reason))
+
+    def confirm_cancels(self) -> None:
+        pending, self.cancelling = self.cancelling, []
+        for order, reason in pending:
+            self.mark_cancelled(order, reason)
+
+    def cancel_now(self, reason: str) -> None:
+        """Cancel every open order at once (a breaker trip: no strategy code runs between)."""
+        for order in list(self.iter_open_orders()):
+            self.mark_cancelled(order, reason)
+
+    # --- the venue's submit-time account rules (the paper venue applies the same) -------
+    def _send(self, order: Order) -> None:
+        rules = self.rules
+        if rules is not None:
+            reason = rules.check_submit(
+                self.ledger,
+                # the order itself is already booked: others exist only if more are open
+                chain.from_iterable(self._open.values()) if self.open_count > 1 else (),
+                order.asset,
+                order.amount,
+                order.order_type,
+                order.limit_price,
+                order.stop_price,
+                self.price_of,
+                exclude=order,
+            )
+            if reason is not None:
+                self._venue_reject(order, reason)
+                return
+        order.transition(OrderStatus.SUBMITTED)
+
+    def _venue_reject(self, order: Order, reason: str) -> None:
+        log.warning("order_rejected", order_id=order.id, symbol=order.asset.symbol, reason=reason)
+        self.mark_rejected(order, reason)
+        breakers = self.breakers
+        if breakers is not None:
+            # Live, a venue refusal counts towards the error-rate breaker; so here.
+            breakers.on_error(self.clock())
+
+    # --- SimulatedAccount ----------------------------------------------------------------
+    @property
+    def resting(self) -> dict[Asset, list[Order]]:
+        return self._open
+
+    # Always eligible: the runner matches an order only on bars after the one it was
+    # placed on (step_bar skips the check when this is None).
+    eligible = None
+
+    def settle_fill(self, order: Order, fill: Fill, dt: datetime) -> None:
+        self.apply_fill(order, fill.amount, fill.price, fill.commission, dt)
+        self.transactions.append(
+            {
+                "dt": dt,
+                "order_id": order.id,
+                "symbol": order.asset.symbol,
+                "amount": fill.amount,
+                "price": fill.price,
+                "commission": fill.commission,
+            }
+        )
+
+    def settle_cancel(self, order: Order, reason: str, dt: datetime) -> None:
+        self.mark_cancelled(order, reason)
+
+    def settle_reject(self, order: Order, reason: str, dt: datetime) -> None:
+        self._venue_reject(order, reason)
+
+
+def _cancel_on_trip(blotter: _BacktestBlotter) -> Callable[[Any, str], None]:
+    """A breaker trip cancels every pending order, as the live engine does."""
+
+    def listener(breaker: Any, event: str) -> None:
+        if event == "tripped":
+            reason = breaker.get_trip_reason() or "tripped"
+            blotter.cancel_now("circuit breaker tripped: " + reason)
+
+    return listener
 
 
 class _BacktestRuntime:
@@ -204,6 +326,8 @@ def run_algorithm(
     volume_limit_pct: Decimal | None = None,
     risk_limits: Any = None,
     circuit_breakers: Any = None,
+    allow_short: bool = False,
+    check_buying_power: bool = True,
     show_progress: bool = False,
     output_dir: str | Path | None = None,
     data_portal: Any = None,
@@ -221,7 +345,10 @@ def run_algorithm(
 
     ``start``/``end`` default to the bundle's whole range; ``calendar`` overrides the
     clock's calendar (:mod:`rustybt.data.clock`); ``numbers`` ("float"/"decimal") sets
-    what the strategy sees at the API.
+    what the strategy sees at the API. ``allow_short`` and ``check_buying_power`` are the
+    simulated account's rules
+    (:class:`~rustybt.finance.account_rules.AccountRules`), with the paper broker's
+    defaults: a cash account, no short selling.
     """
     from rustybt.data.polars.data_portal import PolarsDataPortal
 
@@ -257,8 +384,15 @@ def run_algorithm(
         RiskGate(risk_limits, circuit_breakers),
         id_prefix=f"bt-{algo.strategy_name}",
         clock=lambda: runtime.now,
+        rules=AccountRules(allow_short=bool(allow_short), check_buying_power=check_buying_power),
     )
     runtime = _BacktestRuntime(portal, ledger, blotter)
+    blotter.price_of = runtime.last_price
+    if circuit_breakers is not None:
+        blotter.breakers = circuit_breakers
+        add_listener = getattr(circuit_breakers, "add_listener", None)
+        if add_listener is not None:
+            add_listener(_cancel_on_trip(blotter))
     runtime.now = start_dt or portal.start
     algo._attach(runtime)
     algo._run_initialize()
@@ -293,7 +427,6 @@ class _Loop:
         assets = list(runtime.used_assets) or portal.asset_finder.assets
         self.calendar = assets[0].calendar if assets else "XNYS"
         self.tz = calendar_tz(self.calendar)
-        self.transactions: list[dict[str, Any]] = []
         self.daily: list[dict[str, Any]] = []
         self.recorded: list[dict[str, Any]] = []
         self.day_ends: list[dict[str, Any]] = []
@@ -312,7 +445,8 @@ class _Loop:
 
     def run(self, show_progress: bool, output_dir: str | Path | None) -> BacktestResult:
         algo, rt, sim = self.algo, self.rt, self.sim
-        ledger, blotter = rt.ledger, rt.blotter
+        ledger = rt.ledger
+        blotter: _BacktestBlotter = rt.blotter  # type: ignore[assignment]
         clock_ns = self.clock_ns
         n = len(clock_ns)
         data = BacktestBarData(self.portal, clock_ns)
@@ -330,63 +464,51 @@ class _Loop:
 
         current_day: date | None = None
         day_start_fills = 0
+        bar_of, price_of = data.bar, data.last_price
+        blotter.price_of = price_of  # the runtime's last_price, one call shorter
+        rules = blotter.rules
         for i in range(n):
             dt = dts[i]
             data.index = i
             data.current_dt = dt
             rt.now = dt
             day = session_day(dt, tz, minute_bars)
-            if day != current_day:
+            new_session = day != current_day
+            if new_session:
                 if current_day is not None:
                     self._end_of_day(current_day, dts[i - 1], day_start_fills)
                     day_start_fills = blotter.fill_count
                 current_day = day
-                algo._run_before_trading_start(data)
-            # 1. match open orders against this bar
-            if blotter._open:
-                for asset in list(blotter._open):
-                    bar = data.bar(asset)
-                    if bar is None:
-                        continue
-                    for order in list(blotter._open.get(asset, ())):
-                        fill = sim.process(order, bar)
-                        if order.tif in _IMMEDIATE and fill is None:
-                            blotter.mark_cancelled(order, f"{order.tif.value.upper()}: no fill")
-                        if fill is not None:
-                            blotter.apply_fill(order, fill.amount, fill.price, fill.commission, dt)
-                            self.transactions.append(
-                                {
-                                    "dt": dt,
-                                    "order_id": order.id,
-                                    "symbol": asset.symbol,
-                                    "amount": fill.amount,
-                                    "price": fill.price,
-                                    "commission": fill.commission,
-                                }
-                            )
-                            if order.is_open and order.tif in _IMMEDIATE:
-                                blotter.mark_cancelled(order, "IOC remainder cancelled")
-            # 2. mark positions
-            positions = ledger.positions
-            if positions:
-                for asset in positions:
-                    price = data.last_price(asset)
-                    if price is not None:
-                        ledger.update_price(asset, price)
-            # Flat or not: a loss realised into cash must reach the breakers too.
+            # 1-2. the shared per-bar step: match resting orders, settle fills, mark
+            if blotter.cancelling:
+                blotter.confirm_cancels()
+            step_bar(blotter, sim, rules, dt, bar_of, price_of)
+            # 3. breakers observe the portfolio value (flat or not: a loss realised into
+            # cash must reach them too)
             if breakers is not None:
                 breakers.on_portfolio_value(ledger.portfolio_value, dt)
-            # 3. scheduled functions
+            # 4. session start, then scheduled functions (orders they place rest until
+            # the next bar, like handle_data's: no look-ahead)
+            # While a breaker is tripped no strategy code runs, as live (the engine's
+            # _strategy_may_run): orders it would place are not even attempted.
+            if new_session and (breakers is None or breakers.can_trade()):
+                algo._run_before_trading_start(data)
             now_ns = clock_ns[i]
             while sched_i < sched_n and schedule[sched_i][0] <= now_ns:
-                algo._call(schedule[sched_i][1], algo, data)
+                if breakers is None or breakers.can_trade():
+                    algo._call(schedule[sched_i][1], algo, data)
                 sched_i += 1
-            # 4. the strategy
-            algo._run_handle_data(data)
+            # 5. the strategy
+            if breakers is None or breakers.can_trade():
+                algo._run_handle_data(data)
             if progress is not None and (i & 1023) == 0:
                 progress.update(i)
+        if blotter.cancelling:
+            blotter.confirm_cancels()
         if current_day is not None:
-            self._end_of_day(current_day, dts[-1], day_start_fills)
+            # The data ends, not necessarily the session: DAY orders stay open, as they
+            # do in a paper session that stops at the same bar.
+            self._end_of_day(current_day, dts[-1], day_start_fills, expire=False)
         wall = time.perf_counter() - wall0
         if progress is not None:
             progress.close(n)
@@ -405,7 +527,7 @@ class _Loop:
             strategy=algo.strategy_name,
             daily=self.daily,
             orders=list(blotter.orders.values()),
-            transactions=self.transactions,
+            transactions=blotter.transactions,
             summary=summary,
             start=dts[0],
             end=dts[-1],
@@ -419,27 +541,17 @@ class _Loop:
             result.save(output_dir)
         return result
 
-    def _end_of_day(self, day: date, last_dt: datetime, day_start_fills: int) -> None:
+    def _end_of_day(
+        self, day: date, last_dt: datetime, day_start_fills: int, expire: bool = True
+    ) -> None:
         rt = self.rt
         ledger, blotter = rt.ledger, rt.blotter
-        for order in list(blotter.iter_open_orders()):
-            if order.tif is TimeInForce.DAY:
-                blotter.mark_cancelled(order, "DAY order expired at session end")
-        pv = ledger.portfolio_value
+        if expire:
+            for order in list(blotter.iter_open_orders()):
+                if order.tif is TimeInForce.DAY:
+                    blotter.mark_cancelled(order, "DAY order expired at session end")
         prev = self.daily[-1]["portfolio_value"] if self.daily else ledger.starting_cash
-        row = {
-            "date": day,
-            "portfolio_value": pv,
-            "cash": ledger.cash,
-            "positions_value": ledger.positions_value,
-            "pnl": pv - prev,
-            "returns": (pv - prev) / prev if prev else Decimal(0),
-            "gross_exposure": ledger.gross_exposure,
-            "leverage": ledger.leverage,
-            "fills": blotter.fill_count - day_start_fills,
-            "fees_total": ledger.fees_paid,
-        }
-        self.daily.append(row)
+        self.daily.append(daily_row(ledger, day, prev, blotter.fill_count - day_start_fills))
         self.day_ends.append(
             {
                 "close": last_dt,

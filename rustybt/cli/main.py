@@ -148,12 +148,16 @@ def run(
     volume_limit_pct: str = typer.Option(
         "0.025", help="Max fraction of a bar's volume one asset's orders may take."
     ),
+    allow_short: bool = typer.Option(
+        False, "--allow-short", help="Allow short selling (off by default, as in `live`)."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress"),
     calendar: str = typer.Option(
         None, help="Clock calendar, e.g. XNYS or 24/7 (default: the strategy's assets')."
     ),
 ) -> None:
-    """Backtest a strategy and print its summary (same cost defaults as `rustybt live`).
+    """Backtest a strategy and print its summary (same cost and account defaults as
+    `rustybt live`).
 
     A strategy's own set_commission/set_slippage replace the cost options here. A
     zipline-style script's analyze(context, perf) runs at the end.
@@ -199,6 +203,7 @@ def run(
             commission_model=PerShareCommission(opts["commission_per_share"]),
             slippage_model=FixedBasisPointsSlippage(opts["slippage_bps"]),
             volume_limit_pct=opts["volume_limit_pct"],
+            allow_short=allow_short,
             show_progress=not no_progress,
             output_dir=out,
             calendar=opts.get("calendar"),
@@ -301,6 +306,12 @@ def live(
     dashboard_allow_remote: bool = typer.Option(
         False, "--dashboard-allow-remote", help="Allow binding the console beyond loopback."
     ),
+    allow_short: bool = typer.Option(
+        None, "--allow-short", help="Allow short selling on the paper venue (off by default)."
+    ),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Folder for Parquet results (same files as `run -o`)."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress"),
     testnet: bool = typer.Option(False, "--testnet", help="Binance: use its testnet."),
     venue_url: str = typer.Option(
@@ -349,6 +360,7 @@ def live(
             "dashboard_port": dashboard_port,
             "dashboard_host": dashboard_host,
             "dashboard_allow_remote": dashboard_allow_remote or None,
+            "allow_short": allow_short,
         }
         opts.update(optspec.check(optspec.LIVE_OPTIONS, cli))
         if not opts.get("algofile"):
@@ -357,11 +369,17 @@ def live(
         if opts.get("broker", "paper") not in optspec.VENUE_BROKERS:  # venue data: no bundle
             optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
+        recorder = engine.record_results() if output is not None else None
     with front_door("paper session stopped", opts["algofile"]):
         try:
             code = _run_engine(engine, show_progress=not no_progress, opts=opts)
         finally:
             _prune(engine, _retention(opts))
+            if recorder is not None:
+                # Same files and columns as `rustybt run -o DIR`; written even after an
+                # error or Ctrl-C, for the part of the session that ran.
+                recorder.result().save(output)
+                console.print(f"results saved to {output}")
     raise typer.Exit(code)
 
 

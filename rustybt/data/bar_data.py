@@ -388,6 +388,17 @@ class LiveBarData(BarData):
         self._daily: dict[Asset, tuple[SessionAggregator, int]] = {}
         self._last_dt: Any = None
         self._last_ns = 0
+        # In a replay of the portal's bundle, an asset with no bar received yet is priced
+        # at its last close in the bundle, exactly as the backtest prices it.
+        self.portal_prices = False
+
+    def _portal_price(self, asset: Asset) -> Decimal | None:
+        if not self.portal_prices or self.current_dt is None:
+            return None
+        try:
+            return self.portal.get_spot_value(asset, "price", self.current_dt)
+        except Exception:  # not in the bundle: no price
+            return None
 
     def on_bar(self, bar: Bar) -> None:
         """Take a new bar (or tick) of one asset. Called once per asset per event."""
@@ -470,7 +481,7 @@ class LiveBarData(BarData):
         tick = self._ticks.get(asset)
         if tick is not None and (bar is None or tick[0] >= bar.dt):
             return tick[1]
-        return bar.close if bar is not None else None
+        return bar.close if bar is not None else self._portal_price(asset)
 
     def bar(self, asset: Asset) -> Bar | None:
         bar = self._latest.get(asset)
@@ -483,7 +494,9 @@ class LiveBarData(BarData):
             return self.last_price(asset)
         bar = self._latest.get(asset)
         if bar is None:
-            return None
+            if field == "price":
+                return self._portal_price(asset)
+            return _ZERO if field == "volume" else None
         if field == "price":
             return bar.close
         if field == "last_traded":

@@ -15,13 +15,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import structlog
+
 from rustybt.assets import Asset
 from rustybt.exceptions import OrderNotFound
 from rustybt.finance.ledger import Ledger
 from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce, validate_order
-from rustybt.finance.risk_gate import RiskGate
+from rustybt.finance.risk_gate import RiskGate, order_reference_price, worst_case_price
+
+log = structlog.get_logger("rustybt.orders")
 
 _ZERO = Decimal(0)
+_MARKET = OrderType.MARKET
 
 
 class Blotter:
@@ -41,7 +46,7 @@ class Blotter:
         self.clock = clock
         self.orders: dict[str, Order] = {}
         self._open: dict[Asset, list[Order]] = {}
-        # Per asset: [open buy amount, open sell amount, a reference limit/stop price],
+        # Per asset: [open buy amount, open sell amount, the highest limit/stop price],
         # kept current on every place/fill/close so the risk gate never scans the book.
         self.open_book: dict[Asset, list[Any]] = {}
         self.open_count = 0
@@ -72,6 +77,11 @@ class Blotter:
     ) -> Order:
         """Validate, risk-check and accept an order. A refused order comes back REJECTED.
 
+        ``reference_price`` is the asset's last price (``None`` before its first bar: a
+        market or stop order is then rejected, with the reason logged, since nothing can
+        price it). Risk limits see the order at its worst-case price
+        (:func:`~rustybt.finance.risk_gate.worst_case_price`).
+
         Raises :class:`~rustybt.exceptions.InvalidOrder` for bad parameters (nothing is
         recorded then); a risk refusal is not an exception but a rejected order.
         """
@@ -86,19 +96,31 @@ class Blotter:
             tif,
             self.clock(),
         )
-        price = limit_price or stop_price or reference_price or _ZERO
-        ledger = self.ledger
-        reason = self.risk_gate.check(
-            asset,
-            amount,
-            price,
-            ledger.positions,
-            self.iter_open_orders(),
-            ledger.portfolio_value,
-            order.created_dt,
-            self.open_book,
-            self.open_count,
+        # Limits and buying power are judged at the worst price the order can fill at.
+        price = (
+            reference_price
+            if order_type is _MARKET
+            else worst_case_price(amount, order_type, limit_price, stop_price, reference_price)
         )
+        if price is None:
+            reason: str | None = (
+                f"no market data for {asset.symbol} yet: a {order_type.value} order cannot be "
+                "priced before the asset's first bar; check data.can_trade(asset) first"
+            )
+        else:
+            ledger = self.ledger
+            reason = self.risk_gate.check(
+                asset,
+                amount,
+                price,
+                ledger.positions,
+                self.iter_open_orders(),
+                ledger.portfolio_value,
+                order.created_dt,
+                self.open_book,
+                self.open_count,
+                venue_price=limit_price or stop_price or reference_price,
+            )
         if self.on_risk_decision is not None:
             self.on_risk_decision(order, reason)
         self.orders[order.id] = order
@@ -106,6 +128,7 @@ class Blotter:
             order.reject(reason)
             self.rejected_count += 1
             self.reject_reasons[reject_category(reason)] += 1
+            log.warning("order_rejected", order_id=order.id, symbol=asset.symbol, reason=reason)
             if self.on_reject is not None:
                 self.on_reject(order, reason)
             self._retired(order)
@@ -127,9 +150,10 @@ class Blotter:
             entry = self.open_book[asset] = [_ZERO, _ZERO, None]
         remaining = order.open_amount
         entry[0 if remaining > 0 else 1] += remaining
-        ref = order.limit_price or order.stop_price
-        if ref is not None:
-            entry[2] = ref
+        if order.limit_price is not None or order.stop_price is not None:
+            ref = order_reference_price(order)
+            if entry[2] is None or ref > entry[2]:
+                entry[2] = ref
         self.open_count += 1
         touched = self.ledger.touched
         if touched is not None:
@@ -216,6 +240,10 @@ class Blotter:
                 del self.open_book[asset]
             else:
                 entry[0 if order.amount > 0 else 1] -= order.open_amount
+                if entry[2] is not None and order_reference_price(order) == entry[2]:
+                    # The order that set the asset's worst-case price left: recompute it.
+                    refs = [r for r in map(order_reference_price, book) if r is not None]
+                    entry[2] = max(refs) if refs else None
 
     def _retired(self, order: Order) -> None:
         """An order left the book for good (hook: live trading archives old ones)."""

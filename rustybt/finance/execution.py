@@ -13,14 +13,19 @@ Rules, for an order processed against a bar of its asset:
   was placed (in a backtest, an order placed while handling bar *t* first sees *t+1*).
 * **Market**: fills at the bar's close (zipline's convention).
 * **Stop**: a buy stop triggers when ``bar.high >= stop``, a sell stop when
-  ``bar.low <= stop``. Once triggered it is a market order and fills at the close of the
-  same bar.
+  ``bar.low <= stop``. On the bar that triggers it, it fills at the stop price — or at the
+  bar's open when the bar gapped through the stop (a buy stop at 105 on a bar opening at
+  108 fills at 108; one opening at 100 and trading up to 106 fills at 105). If it is not
+  filled completely on that bar (volume cap), the rest is a market order from the next
+  bar on (the close). zipline instead fills a triggered stop at the bar's close.
 * **Limit**: a buy fills only if ``bar.low <= limit``, at ``min(close, limit)``; a sell only
-  if ``bar.high >= limit``, at ``max(close, limit)``. Slippage never pushes a limit fill
-  past its limit.
-* **Stop-limit**: a stop that becomes a limit once triggered; it may fill on the trigger
-  bar if the limit is marketable there.
-* **Slippage** comes from the slippage model, rounded to tick against the trader.
+  if ``bar.high >= limit``, at ``max(close, limit)`` — at the limit or better. Slippage
+  never pushes a limit fill past its limit.
+* **Stop-limit**: a stop that becomes a limit once triggered. On the trigger bar it fills
+  at the trigger price (stop, or the open on a gap) when that is within the limit,
+  otherwise by the limit rule above if the bar reaches the limit.
+* **Slippage** is applied to that price by the slippage model, rounded to tick against the
+  trader.
 * **Volume cap**: with a cap (the smaller of ``volume_limit_pct`` and the slippage model's
   ``volume_limit``), all orders on one asset share ``cap × bar.volume`` per bar; a fill is
   rounded down to the asset's lot size. No room (or a zero-volume bar) means no fill this
@@ -175,6 +180,9 @@ class ExecutionSimulator:
         if type(otype) is not OrderType:
             otype = OrderType.parse(otype)
         limit = None
+        # The price at which a stop triggered on *this* bar: the stop, or the open when
+        # the bar gapped through it. None when no stop triggered here.
+        trigger = None
 
         if otype is not _MARKET:
             if otype is _STOP or otype is _STOP_LIMIT:
@@ -185,6 +193,11 @@ class ExecutionSimulator:
                     if (bar.high < stop) if buy else (bar.low > stop):
                         return None
                     order.stop_reached = True
+                    opened = bar.open
+                    if buy:
+                        trigger = opened if opened > stop else stop
+                    else:
+                        trigger = opened if opened < stop else stop
             if otype is _LIMIT or otype is _STOP_LIMIT:
                 limit = order.limit_price
                 if limit is None:
@@ -197,7 +210,9 @@ class ExecutionSimulator:
 
         close = bar.close
         if limit is None:
-            reference = close
+            reference = close if trigger is None else trigger
+        elif trigger is not None and ((trigger <= limit) if buy else (trigger >= limit)):
+            reference = trigger  # a stop-limit whose trigger price is within its limit
         elif buy:
             reference = close if close < limit else limit
         else:

@@ -361,8 +361,9 @@ def prepare_order(
         )
     if check_lot and amt % asset.lot_size != 0:
         raise InvalidOrder(
-            f"amount={amt} for {asset.symbol} is not a whole number of lots (lot size "
-            f"{asset.lot_size}); use asset.round_amount(amount) -> {asset.round_amount(amt)}"
+            f"lot_size: amount={amt} for {asset.symbol} is not a whole number of lots (lot "
+            f"size {asset.lot_size}); the nearest valid amount not above it is "
+            f"{asset.round_amount(amt)} (asset.round_amount(amount))"
         )
     limit = None if limit_price is None else to_decimal("limit_price", limit_price)
     stop = None if stop_price is None else to_decimal("stop_price", stop_price)

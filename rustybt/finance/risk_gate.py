@@ -1,11 +1,13 @@
 """The risk gate: the one check every order intent passes before any broker call.
 
-Order: fail-closed state (reconciliation must have confirmed positions), then position
-limits, then circuit breakers. Besides the one fail-closed switch (reconciliation owns it),
-other watchdogs put named *holds*: on all trading (a stalled data feed, a dead background
-task) or on one asset (an order whose submit outcome is still unknown); each is lifted by
-its owner only, so one subsystem never clears another's block. It returns a reject reason
-instead of raising, because a refused order is a normal outcome the strategy must
+Order: fail-closed state (reconciliation must have confirmed positions), then the venue's
+minimum notional (tick and lot size are checked with the order's parameters, by
+``validate_order``), then position limits, then circuit breakers. Besides the one
+fail-closed switch (reconciliation owns it), other watchdogs put named *holds*: on all
+trading (a stalled data feed, a dead background task) or on one asset (an order whose
+submit outcome is still unknown); each is lifted by its owner only, so one subsystem never
+clears another's block. It returns a reject reason instead of raising, because a refused
+order is a normal outcome the strategy must
 survive; the caller records the reject. Cancels never pass through here: a halted engine
 can always cancel.
 """
@@ -18,7 +20,58 @@ from decimal import Decimal
 from typing import Any
 
 from rustybt.assets import Asset
-from rustybt.exceptions import RiskLimitExceeded
+from rustybt.exceptions import InvalidOrder, RiskLimitExceeded
+from rustybt.finance.order import OrderType
+
+_MARKET = OrderType.MARKET
+_STOP = OrderType.STOP
+
+
+def order_reference_price(order: Any) -> Decimal | None:
+    """The price an open order values its asset at when nothing else does: the larger of
+    its limit and stop prices (None for a market order). An asset with only open orders is
+    valued at the largest of these over its orders, its worst case; the blotter's
+    ``open_book`` and a scan of open orders agree on it."""
+    limit, stop = order.limit_price, getattr(order, "stop_price", None)
+    if limit is None:
+        return stop
+    if stop is None or limit >= stop:
+        return limit
+    return stop
+
+
+def worst_case_price(
+    amount: Decimal,
+    order_type: OrderType,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    last_price: Decimal | None,
+) -> Decimal | None:
+    """The highest price per unit ``amount`` of this order can fill at, as far as known.
+
+    Value limits and buying power are checked at this price, so no order slips past them
+    by naming a harmless-looking price:
+
+    * market: the last price;
+    * buy limit / buy stop-limit: the limit (it never fills above it);
+    * sell limit / sell stop-limit: the larger of the limit and the last price (a
+      marketable sell limit fills at the market, or better);
+    * stop (either side): the larger of the stop and the last price (a buy stop below
+      the market triggers at once and fills at the market).
+
+    ``None`` when the order needs a last price and there is none yet.
+    """
+    if order_type is _MARKET:
+        return last_price
+    if order_type is _STOP:
+        ref = stop_price
+    else:  # limit or stop-limit
+        ref = limit_price
+        if amount > 0:
+            return ref
+    if last_price is None or (ref is not None and ref >= last_price):
+        return ref
+    return last_price
 
 
 class RiskGate:
@@ -99,8 +152,15 @@ class RiskGate:
         dt: datetime | None = None,
         open_book: Mapping[Asset, Any] | None = None,
         open_count: int | None = None,
+        *,
+        venue_price: Decimal | None = None,
     ) -> str | None:
-        """``None`` when the order may go out, else the reason it may not."""
+        """``None`` when the order may go out, else the reason it may not.
+
+        ``price`` is the order's worst-case price (:func:`worst_case_price`), used for
+        every value limit. ``venue_price`` is the price a venue values the order at for
+        its minimum-notional rule (the limit/stop price, else the last price).
+        """
         if self._blocked_reason is not None:
             return f"trading blocked: {self._blocked_reason}"
         if self._holds:
@@ -109,6 +169,11 @@ class RiskGate:
             held = self._asset_holds.get(asset)
             if held:
                 return f"trading blocked on {asset.symbol}: {next(iter(held.values()))}"
+        if asset.min_notional:
+            try:
+                asset.validate_min_notional(amount, venue_price or price)
+            except InvalidOrder as exc:
+                return str(exc)
         limits = self.limits
         if limits is not None:
             try:

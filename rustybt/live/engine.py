@@ -25,7 +25,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ from rustybt.live.supervision import DataWatchdog, TaskSupervisor, bar_interval
 
 log = structlog.get_logger("rustybt.live")
 _MD = EventPriority.MARKET_DATA
+_TRIGGER = EventPriority.SCHEDULED_TRIGGER
 
 
 def _state_root() -> Path:
@@ -259,6 +260,7 @@ class LiveTradingEngine:
         d.register(BrokerConnectionEvent, self._on_broker_connection)
         circuit_breakers.add_listener(self._on_breaker_change)
 
+        self.recorder: Any = None  # record_results()
         self._pending_checkpoint: StateCheckpoint | None = None
         self._restored_from: StateCheckpoint | None = None
         self._running = False
@@ -663,6 +665,7 @@ class LiveTradingEngine:
                 speed=self.feed.speed or "max",
                 resume_after=self._resume_after,
             )
+            self._seed_replay_prices()
         elif streaming:
             # Engine-owned streams replace the broker polling pump.
             for stream, channels in self._pending_streams:
@@ -720,6 +723,26 @@ class LiveTradingEngine:
             restored=self._restored_from is not None,
             default_breakers=self.using_default_breakers,
         )
+
+    def _seed_replay_prices(self) -> None:
+        """A replay prices like the backtest: an asset's last close before the first
+        replayed bar counts as its price (for the strategy's ``data`` and, through
+        ``reset_price``, for a simulated venue's account checks) until its first bar."""
+        self.executor.data.portal_prices = True
+        seed = getattr(self.broker, "reset_price", None)
+        start = self._replay_start()
+        if seed is None or start is None:
+            return
+        portal = self.feed.portal
+        assets = list(self.executor.used_assets) or list(portal.asset_finder.assets)
+        before = start - timedelta(microseconds=1)
+        for asset in assets:
+            try:
+                price = portal.get_spot_value(asset, "price", before)
+            except Exception:  # an asset without bars in the bundle: no price to seed
+                continue
+            if price is not None and price > 0:
+                seed(asset, price)
 
     async def _seed_ledger_from_broker(self) -> None:
         """A fresh start (no checkpoint): take cash, positions and this strategy's open
@@ -1213,7 +1236,24 @@ class LiveTradingEngine:
                 SystemErrorEvent(f"{type(ev).__name__} handler failed: {exc}", exc, True)
             )
 
+    def record_results(self) -> Any:
+        """Record the session's results in the backtest's schema
+        (:class:`~rustybt.live.results.SessionRecorder`; ``rustybt live -o DIR``)."""
+        from rustybt.live.results import SessionRecorder
+
+        recorder = self.recorder = SessionRecorder(self)
+        on_fill = self._on_fill
+
+        def record_fill(ev: OrderFillEvent) -> None:
+            if on_fill(ev):
+                recorder.on_fill(ev)
+
+        self._dispatcher.register(OrderFillEvent, record_fill)
+        return recorder
+
     def _on_market_data(self, ev: MarketDataEvent) -> None:
+        if self.recorder is not None:
+            self.recorder.on_market_data(ev.dt)
         if self.feed.replaying:
             self._sim_now = ev.dt
         self.stats["market_events"] += 1
@@ -1224,28 +1264,22 @@ class LiveTradingEngine:
         self.broker.on_market_data(bars)
         ex = self.executor
         ex.update_data(ev)
-        if not self._paused:
-            ex.roll_session(ev)  # before_trading_start precedes the session's triggers
+        if self._simulated_scheduler and ev.dt >= self.scheduler.clock.now():
+            # Simulated time only moves forward: a late (out-of-order) tick from a
+            # stream must not stop the engine.
+            self.scheduler.advance_to(ev.dt)
+        # Fills, acks, rejects and cancels outrank this bar: apply them before the
+        # strategy, then mark positions (after the fills, as step_bar does, so a position
+        # filled on this bar is marked at its close). Then, in the backtest's order
+        # (rustybt/backtest/runner.py): breakers observe the value, the session starts
+        # (before_trading_start), due scheduled functions run, and handle_data.
+        self._apply_urgent(_TRIGGER)
         led = self.ledger
         positions = led.positions
         if positions:
             for bar in bars:
                 if bar.asset in positions:
                     led.update_price(bar.asset, bar.close)
-        if self._simulated_scheduler and ev.dt >= self.scheduler.clock.now():
-            # Simulated time only moves forward: a late (out-of-order) tick from a
-            # stream must not stop the engine.
-            self.scheduler.advance_to(ev.dt)
-        # Fills, acks and due triggers outrank this bar: apply them before the strategy.
-        q = self.event_queue
-        while True:
-            urgent = q.pop_before(_MD)
-            if urgent is None:
-                break
-            self.stats["events_processed"] += 1
-            if not self._dispatcher.dispatch_sync(urgent):
-                q.put_nowait(urgent)
-                break
         pv = led.portfolio_value if positions else led.cash
         # The breakers see the value once per bar, flat or not (a loss realised into
         # cash must count), and after every fill (_on_fill); not on every tick.
@@ -1255,6 +1289,9 @@ class LiveTradingEngine:
             self.circuit_breakers.on_portfolio_value(pv, ev.dt)
         self._value_dt = ev.dt
         self._track_value(pv, ev.dt)
+        if self._strategy_may_run():
+            ex.roll_session(ev)  # before_trading_start precedes the session's triggers
+        self._apply_urgent(_MD)  # due scheduled functions (skipped while halted)
         if self._strategy_may_run():
             ex.on_market_data(ev)
         else:
@@ -1285,6 +1322,18 @@ class LiveTradingEngine:
         the market-data clock the per-bar values use."""
         dt = dt or self._value_dt or self.clock()
         self.circuit_breakers.on_portfolio_value(self.ledger.portfolio_value, dt)
+
+    def _apply_urgent(self, below: int) -> None:
+        """Handle queued events that outrank priority ``below``, most urgent first."""
+        q = self.event_queue
+        while True:
+            urgent = q.pop_before(below)
+            if urgent is None:
+                return
+            self.stats["events_processed"] += 1
+            if not self._dispatcher.dispatch_sync(urgent):
+                q.put_nowait(urgent)
+                return
 
     def _track_value(self, pv: Decimal, dt: datetime) -> None:
         if pv > self._peak_value:

@@ -26,6 +26,7 @@ from typing import Any
 
 from rustybt.assets import Asset
 from rustybt.exceptions import ConfigError, RiskLimitExceeded
+from rustybt.finance.risk_gate import order_reference_price
 
 __all__ = ["RiskLimits"]
 
@@ -270,8 +271,9 @@ class RiskLimits:
                 if entry is None:
                     entry = book[a] = [_ZERO, _ZERO, None]
                 entry[0 if q > 0 else 1] += q
-                if entry[2] is None:
-                    entry[2] = o.limit_price
+                ref = order_reference_price(o)
+                if ref is not None and (entry[2] is None or ref > entry[2]):
+                    entry[2] = ref
 
         limit_n = self.max_open_orders
         if limit_n is not None and n_open + 1 > limit_n:

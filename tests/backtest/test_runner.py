@@ -13,7 +13,6 @@ from rustybt.exceptions import (
     ConfigError,
     DataNotFound,
     InvalidOrder,
-    NoMarketData,
     SymbolNotFound,
 )
 from rustybt.finance.decimal.commission import PerShareCommission
@@ -193,9 +192,42 @@ def test_negative_amount_is_a_sell_not_an_error():
                 self.oid = self.order(self.asset, -5)
 
     algo = Short()
-    run_algorithm(algo, start=START, end=START)
+    run_algorithm(algo, start=START, end=START, allow_short=True)
     assert algo.get_order(algo.oid).amount == Decimal("-5")
     assert algo.portfolio.positions[algo.asset].amount == -5
+
+
+def test_short_sale_is_rejected_by_default_like_the_paper_broker():
+    class Short(TradingAlgorithm):
+        def initialize(self):
+            self.asset = self.symbol("AAPL")
+            self.results = []
+
+        def handle_data(self, context, data):
+            if not self.results:
+                self.results.append(self.order(self.asset, -5))
+                self.results.append("went on")
+
+    algo = Short()
+    result = run_algorithm(algo, start=START, end=START)
+    assert algo.results == [None, "went on"]
+    (rejected,) = result.orders
+    assert rejected.status.value == "rejected" and "short selling is disabled" in rejected.reason
+    assert algo.asset not in algo.portfolio.positions
+
+
+def test_buy_beyond_cash_is_rejected_and_cash_never_goes_negative():
+    class Spend(TradingAlgorithm):
+        def initialize(self):
+            self.asset = self.symbol("AAPL")
+
+        def handle_data(self, context, data):
+            self.order(self.asset, 10)  # ~1,850 each bar against 10,000 of cash
+
+    result = run_algorithm(Spend(), start=START, end=START, capital_base="10000")
+    assert all(row["cash"] >= 0 for row in result.daily)
+    reasons = [o.reason for o in result.orders if o.status.value == "rejected"]
+    assert reasons and all("buying power" in r or "insufficient" in r for r in reasons)
 
 
 def test_unknown_symbol_names_the_symbol_and_lists_known_ones():
@@ -207,13 +239,18 @@ def test_unknown_symbol_names_the_symbol_and_lists_known_ones():
         run_algorithm(Unknown(), start=START, end=END)
 
 
-def test_order_before_any_market_data_raises_no_market_data():
+def test_order_before_any_market_data_is_rejected_and_the_run_goes_on():
     class Early(TradingAlgorithm):
         def initialize(self):
-            self.order(self.symbol("AAPL"), 1)
+            self.oid = self.order(self.symbol("AAPL"), 1)
+            self.after = True
 
-    with pytest.raises(NoMarketData, match="AAPL"):
-        run_algorithm(Early(), start=START, end=END)
+    algo = Early()
+    result = run_algorithm(algo, start=START, end=START)
+    assert algo.oid is None and algo.after
+    (rejected,) = result.orders
+    assert rejected.status.value == "rejected"
+    assert "no market data for AAPL" in rejected.reason
 
 
 def test_missing_bundle_says_how_to_make_one():

@@ -45,4 +45,7 @@ def test_a_loss_realised_into_cash_trips_the_drawdown_breaker_and_refuses_the_ne
     assert result.daily[-1]["portfolio_value"] < D("83000")
     assert drawdown.peak == D("100000")  # seen while flat, before the first fill
     assert drawdown.is_tripped
-    assert algo.late_order is None  # refused by the tripped breaker
+    # A tripped breaker halts the strategy, as live: it is not called, so it never even
+    # tries the late order.
+    assert algo.late_order == "not tried"
+    assert len(result.orders) == 2

@@ -94,14 +94,30 @@ def test_buy_stop_triggers_only_when_the_bar_high_reaches_the_stop():
     assert o.stop_reached is False
     fill = SIM.process(o, bar(104, 105, 103, "104.50"))
     assert o.stop_reached is True
-    assert fill == Fill(D(10), D("104.50"), D(0))  # market at the close of the trigger bar
+    assert fill == Fill(D(10), D(105), D(0))  # at the stop price, not the bar's close
+
+
+def test_buy_stop_fills_at_the_open_when_the_bar_gaps_through_the_stop():
+    o = order(10, OrderType.STOP, stop="105")
+    assert SIM.process(o, bar(108, 110, 107, 100)) == Fill(D(10), D(108), D(0))
+
+
+def test_sell_stop_fills_at_the_open_when_the_bar_gaps_through_the_stop():
+    o = order(-10, OrderType.STOP, stop="95")
+    assert SIM.process(o, bar(90, 99, 89, 98)) == Fill(D(-10), D(90), D(0))
+
+
+def test_stop_fill_price_gets_slippage_against_the_trader():
+    sim = ExecutionSimulator(FixedBasisPointsSlippage(D("10")))
+    fill = sim.process(order(10, OrderType.STOP, stop="100"), bar(99, 101, 98, 95))
+    assert fill.price == D("100.10")  # stop 100 + 10 bp, not the close 95
 
 
 def test_sell_stop_triggers_only_when_the_bar_low_reaches_the_stop():
     o = order(-10, OrderType.STOP, stop="95")
     assert SIM.process(o, bar(100, 101, "95.01", 96)) is None
     assert not o.stop_reached
-    assert SIM.process(o, bar(96, 97, 94, "94.50")) == Fill(D(-10), D("94.50"), D(0))
+    assert SIM.process(o, bar(96, 97, 94, "94.50")) == Fill(D(-10), D(95), D(0))
     assert o.stop_reached
 
 
@@ -151,8 +167,15 @@ def test_stop_limit_fills_on_the_trigger_bar_when_the_limit_is_marketable():
     o = order(10, OrderType.STOP_LIMIT, limit="106", stop="105")
     assert SIM.process(o, bar(100, 104, 99, 103)) is None
     assert not o.stop_reached
-    assert SIM.process(o, bar(104, 107, 103, "106.50")) == Fill(D(10), D(106), D(0))
+    # triggers at 105, within the limit: fills at the trigger price
+    assert SIM.process(o, bar(104, 107, 103, "106.50")) == Fill(D(10), D(105), D(0))
     assert o.stop_reached
+
+
+def test_stop_limit_gapping_past_its_limit_fills_at_the_limit_when_the_bar_reaches_it():
+    o = order(10, OrderType.STOP_LIMIT, limit="106", stop="105")
+    # opens at 108 (above the limit), trades down to 105.50: the limit is reachable
+    assert SIM.process(o, bar(108, 109, "105.50", 107)) == Fill(D(10), D(106), D(0))
 
 
 def test_stop_limit_waits_as_a_limit_order_after_triggering():

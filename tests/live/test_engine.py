@@ -507,7 +507,7 @@ async def test_bad_orders_from_the_strategy_raise_typed_errors_it_can_catch():
     assert engine.get_status()["errors"] == 0
 
 
-async def test_order_on_an_asset_without_market_data_yet_raises_no_market_data():
+async def test_order_on_an_asset_without_market_data_yet_is_rejected_and_the_run_goes_on():
     class Early(PushTrader):
         def handle_data(self, context, data):
             try:
@@ -522,9 +522,12 @@ async def test_order_on_an_asset_without_market_data_yet_raises_no_market_data()
     strategy2 = Early()
     engine2 = make_engine(strategy2, stop_when_data_ends=False, **TINY)
     engine2.executor.initialize()
-    # Before any bar: no price for MSFT.
-    with pytest.raises(NoMarketData, match="no market data yet for MSFT"):
-        strategy2.order(strategy2.msft, 1)
+    # Before any bar: no price for MSFT. Not an exception: a rejected order, and the
+    # strategy's next line runs.
+    assert strategy2.order(strategy2.msft, 1) is None
+    (rejected,) = engine2.order_manager.orders.values()
+    assert rejected.status.value == "rejected"
+    assert "no market data for MSFT yet" in rejected.reason
 
 
 # --- broker events ------------------------------------------------------------------------------
@@ -557,7 +560,11 @@ async def test_ack_partial_fill_fill_cancel_and_reject_all_reach_the_engine():
     engine.stop_after_market_events = 30
     await run(engine)
     om = engine.order_manager
-    big, limit, short = (om.get_order(strategy.ids[k]) for k in ("big", "limit", "short"))
+    big, limit = (om.get_order(strategy.ids[k]) for k in ("big", "limit"))
+    # A short sale is refused by the paper venue at submit: order() returns None and the
+    # order is kept as REJECTED with the venue's reason.
+    assert strategy.ids["short"] is None
+    (short,) = [o for o in om.orders.values() if o.asset == strategy.msft]
     assert big.status.value == "filled" and big.filled == big.amount
     assert limit.status.value == "cancelled"
     assert short.status.value == "rejected" and "allow_short" in short.reason

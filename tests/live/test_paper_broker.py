@@ -25,7 +25,6 @@ from rustybt.live.events import (
     OrderAckEvent,
     OrderCancelEvent,
     OrderFillEvent,
-    OrderRejectEvent,
 )
 
 D = Decimal
@@ -143,13 +142,20 @@ async def test_limit_sell_fills_at_close_when_better_than_limit():
     assert fills(events)[0].price == D("102")
 
 
-async def test_stop_buy_triggers_on_high_and_fills_at_close():
+async def test_stop_buy_triggers_on_high_and_fills_at_the_stop_price():
     broker, events, clock = await make()
     await broker.submit_order(AAPL, D("3"), "stop", stop_price=D("105"))
     broker.on_market_data([bar(T0 + timedelta(minutes=1), "104", high="104.99")])
     assert fills(events) == []
-    broker.on_market_data([bar(T0 + timedelta(minutes=2), "104.50", high="105.20")])
-    assert fills(events)[0].price == D("104.50")
+    broker.on_market_data([bar(T0 + timedelta(minutes=2), "104.50", high="105.20", open_="104")])
+    assert fills(events)[0].price == D("105")  # the stop, not the close
+
+
+async def test_stop_buy_gapping_through_the_stop_fills_at_the_open():
+    broker, events, clock = await make()
+    await broker.submit_order(AAPL, D("3"), "stop", stop_price=D("105"))
+    broker.on_market_data([bar(T0 + timedelta(minutes=1), "104", open_="108", high="109")])
+    assert fills(events)[0].price == D("108")
 
 
 async def test_stop_sell_triggers_on_low():
@@ -157,8 +163,8 @@ async def test_stop_sell_triggers_on_low():
     await broker.submit_order(AAPL, D("-3"), "stop", stop_price=D("95"))
     broker.on_market_data([bar(T0 + timedelta(minutes=1), "96", low="95.01")])
     assert fills(events) == []
-    broker.on_market_data([bar(T0 + timedelta(minutes=2), "94", low="93")])
-    assert fills(events)[0].price == D("94")
+    broker.on_market_data([bar(T0 + timedelta(minutes=2), "94", low="93", open_="96")])
+    assert fills(events)[0].price == D("95")  # the stop, not the close
 
 
 async def test_stop_limit_becomes_a_limit_once_triggered():
@@ -275,13 +281,14 @@ async def test_partly_filled_order_short_of_cash_keeps_its_fills_and_cancels_the
     assert (await broker.get_account_info())["cash"] == D("0")
 
 
-async def test_short_sale_is_rejected_as_an_event_unless_allowed():
+async def test_short_sale_is_refused_at_submit_unless_allowed():
+    # A definitive refusal raises from submit_order (as the backtest refuses it at once),
+    # so the strategy sees the rejected order before its next line runs.
     broker, events, clock = await make()
-    bid = await broker.submit_order(AAPL, D("-5"), "market", client_order_id="s1")
-    (reject,) = [e for e in events if isinstance(e, OrderRejectEvent)]
-    assert reject.client_order_id == "s1" and reject.broker_order_id == bid
-    assert "allow_short=True" in reject.reason
+    with pytest.raises(OrderRejected, match="allow_short=True"):
+        await broker.submit_order(AAPL, D("-5"), "market", client_order_id="s1")
     assert await broker.get_open_orders() == []
+    assert await broker.get_order_by_client_id("s1") is None
 
     broker2, events2, _ = await make(allow_short=True)
     await broker2.submit_order(AAPL, D("-5"), "market")
@@ -297,8 +304,8 @@ async def test_selling_what_is_held_is_not_a_short():
     broker.on_market_data([bar(T0 + timedelta(minutes=1), "100")])
     await broker.submit_order(AAPL, D("-3"), "market")
     await broker.submit_order(AAPL, D("-2"), "market")
-    await broker.submit_order(AAPL, D("-1"), "market")  # 5 held, 5 already being sold
-    assert kinds(events)[-1] == "OrderRejectEvent"
+    with pytest.raises(OrderRejected, match="short"):
+        await broker.submit_order(AAPL, D("-1"), "market")  # 5 held, 5 already being sold
     assert kinds(events).count("OrderAckEvent") == 3
 
 

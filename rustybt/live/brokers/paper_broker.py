@@ -1,11 +1,13 @@
 """A realistic simulated venue: the paper broker.
 
-It matches orders with the same :class:`~rustybt.finance.execution.ExecutionSimulator`
-the backtest uses (limit/stop/stop-limit semantics, slippage, commission, volume-capped
-partial fills whose remainder rests), adds submission latency with seeded jitter on the
-engine's clock, checks buying power at submit (a limit order is costed at its limit
-price), and delivers acks, fills, cancels and rejects as events. Short selling is off
-unless ``allow_short=True``.
+It matches orders with the per-bar step the backtest runs
+(:func:`~rustybt.finance.kernel.step_bar` with the same
+:class:`~rustybt.finance.execution.ExecutionSimulator`: limit/stop/stop-limit semantics,
+slippage, commission, volume-capped partial fills whose remainder rests), adds submission
+latency with seeded jitter on the engine's clock, applies the same
+:class:`~rustybt.finance.account_rules.AccountRules` as the backtest (buying power at the
+order's worst-case price, short selling off unless ``allow_short=True``; a refusal raises
+from ``submit_order``), and delivers acks, fills, cancels and rejects as events.
 
 With ``state_path`` the account (cash, positions, orders and every client order id ever
 received) outlives a crash of the trading process — the crash-test harness uses it as
@@ -20,11 +22,11 @@ import asyncio
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from rustybt.assets import Asset, asset_from_dict
-from rustybt.calendars import calendar_tz, session_day
 from rustybt.data.bar import Bar
 from rustybt.exceptions import (
     BrokerConnectionError,
@@ -35,8 +37,10 @@ from rustybt.exceptions import (
     OrderNotFound,
     OrderRejected,
 )
+from rustybt.finance.account_rules import AccountRules
 from rustybt.finance.decimal import config_decimal
-from rustybt.finance.execution import ExecutionSimulator
+from rustybt.finance.execution import ExecutionSimulator, Fill
+from rustybt.finance.kernel import step_bar
 from rustybt.finance.ledger import Ledger, Position
 from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce, validate_order
 from rustybt.live.brokers.base import BrokerAdapter
@@ -44,7 +48,6 @@ from rustybt.live.brokers.paper_store import ChangeLog
 from rustybt.live.events import OrderAckEvent, OrderCancelEvent, OrderFillEvent, OrderRejectEvent
 
 _ZERO = Decimal(0)
-_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
 
 def _dec(name: str, value: Any) -> Decimal:
@@ -72,6 +75,7 @@ class PaperBroker(BrokerAdapter):
         allow_short: bool = False,
         state_path: str | Path | None = None,
         compact_every: int = 5_000,
+        check_buying_power: bool = True,
     ) -> None:
         super().__init__()
         cash = _dec("starting_cash", starting_cash)
@@ -88,6 +92,9 @@ class PaperBroker(BrokerAdapter):
         self.latency_jitter_pct = jitter
         self.volume_limit_pct = vol
         self.allow_short = allow_short
+        self.rules = AccountRules(
+            allow_short=bool(allow_short), check_buying_power=bool(check_buying_power)
+        )
         self._rng = random.Random(seed)
         self._sim = ExecutionSimulator(slippage_model, commission_model, vol)
         self.ledger = Ledger(cash)
@@ -167,7 +174,7 @@ class PaperBroker(BrokerAdapter):
                 f"duplicate client order id {client_order_id!r}: the paper venue already has "
                 f"it as {self._by_client[client_order_id]}"
             )
-        self._check_funds(asset, amount, otype, limit_price, stop_price)
+        self._check_account(asset, amount, otype, limit_price, stop_price)
         self._seq += 1
         broker_id = f"paper-{self._seq}"
         now = self._market_now or self._clock()
@@ -179,12 +186,6 @@ class PaperBroker(BrokerAdapter):
         self._by_client[cid] = broker_id
         self.submissions.append(cid)
         self._eligible_at[broker_id] = now + self._latency()
-        short_reason = self._short_violation(asset, amount)
-        if short_reason is not None:
-            order.reject(short_reason)
-            self._record_submit(order, cid)
-            self._emit(OrderRejectEvent(cid, broker_id, short_reason, now))
-            return broker_id
         self._open.setdefault(asset, []).append(order)
         self._record_submit(order, cid)
         self._emit(OrderAckEvent(cid, broker_id, now))
@@ -198,7 +199,7 @@ class PaperBroker(BrokerAdapter):
             ms = ms * (1 + u * self.latency_jitter_pct)
         return timedelta(microseconds=int(ms * 1000))
 
-    def _check_funds(
+    def _check_account(
         self,
         asset: Asset,
         amount: Decimal,
@@ -206,45 +207,21 @@ class PaperBroker(BrokerAdapter):
         limit_price: Decimal | None,
         stop_price: Decimal | None,
     ) -> None:
-        if amount <= 0:
-            return
-        price = limit_price or stop_price or self._last_price.get(asset)
-        if price is None:
-            raise OrderRejected(
-                f"paper broker has no price for {asset.symbol} yet; it needs one bar of "
-                "market data before it can cost an order"
-            )
-        reserved = _ZERO
-        for book in self._open.values():
-            for o in book:
-                if o.open_amount > 0:
-                    p = o.limit_price or o.stop_price or self._last_price.get(o.asset, _ZERO)
-                    reserved += o.open_amount * p * o.asset.multiplier
-        need = amount * price * asset.multiplier
-        available = self.ledger.cash - reserved
-        if need > available:
-            raise InsufficientFundsError(
-                f"buying {amount} {asset.symbol} at {price} needs {need} "
-                f"{asset.quote_currency}; available cash is {available} "
-                f"(cash {self.ledger.cash} minus {reserved} reserved by open buy orders). "
-                "Reduce the amount."
-            )
-
-    def _short_violation(self, asset: Asset, amount: Decimal) -> str | None:
-        if self.allow_short or amount >= 0:
-            return None
-        pos = self.ledger.positions.get(asset)
-        held = pos.amount if pos is not None else _ZERO
-        pending_sells = sum(
-            (o.open_amount for o in self._open.get(asset, ()) if o.open_amount < 0), _ZERO
+        """The account rules at submit (shared with the backtest); a refusal raises."""
+        reason = self.rules.check_submit(
+            self.ledger,
+            chain.from_iterable(self._open.values()),
+            asset,
+            amount,
+            otype,
+            limit_price,
+            stop_price,
+            self._last_price.get,
         )
-        if held + pending_sells + amount < 0:
-            return (
-                f"short selling is disabled: selling {-amount} {asset.symbol} with {held} held "
-                f"and {-pending_sells} already being sold would go short; "
-                "pass allow_short=True to PaperBroker to allow it"
-            )
-        return None
+        if reason is not None:
+            if reason.startswith("insufficient"):
+                raise InsufficientFundsError(reason)
+            raise OrderRejected(reason)
 
     async def cancel_order(
         self,
@@ -279,109 +256,76 @@ class PaperBroker(BrokerAdapter):
 
     # --- market data: matching -------------------------------------------------------------
     def on_market_data(self, bars: list[Bar]) -> None:
-        """Match resting orders against each new bar (called by the engine's feed)."""
+        """Match resting orders against new bars (called by the engine's feed).
+
+        The matching is the shared per-bar step (:func:`rustybt.finance.kernel.step_bar`),
+        the same function the backtest runs, with this venue as the account.
+        """
+        if not bars:
+            return
         seen = self._seen_until
+        last = self._last_price
+        by_asset: dict[Asset, Bar] = {}
+        newest = self._market_now
         for bar in bars:
-            asset = bar.asset
-            self._last_price[asset] = bar.close
-            if asset in self.ledger.positions:
-                self.ledger.update_price(asset, bar.close)
+            last[bar.asset] = bar.close
             if seen is not None and bar.dt <= seen:
                 continue  # matched before the restart; its fills are already reported
-            if self._market_now is None or bar.dt > self._market_now:
-                self._market_now = bar.dt
-            book = self._open.get(asset)
-            if not book:
-                continue
-            for order in list(book):
-                if order.tif is TimeInForce.DAY and self._past_session(order, bar):
-                    self._expire(order, "DAY order expired at session end", bar.dt)
-                    continue
-                if self._eligible_at[order.id] > bar.dt:
-                    continue
-                fill = self._sim.process(order, bar)
-                if fill is None:
-                    if order.tif in _IMMEDIATE:
-                        self._expire(order, f"{order.tif.value.upper()}: nothing filled", bar.dt)
-                    continue
-                short_of_cash = None
-                if fill.amount > 0:
-                    cost = fill.amount * fill.price * asset.multiplier + fill.commission
-                    if cost > self.ledger.cash:
-                        short_of_cash = (
-                            f"insufficient funds at fill: need {cost}, cash {self.ledger.cash}"
-                        )
-                        fill = self._affordable(order, fill)
-                        if fill is None:
-                            if order.filled:
-                                self._expire(order, short_of_cash, bar.dt)
-                                continue
-                            order.reject(short_of_cash)
-                            self._remove_open(order)
-                            self._record("order", order)
-                            self._emit(
-                                OrderRejectEvent(
-                                    self._client_ids[order.id], order.id, short_of_cash, bar.dt
-                                )
-                            )
-                            continue
-                order.apply_fill(fill.amount, fill.price, fill.commission, bar.dt)
-                self.ledger.apply_fill(asset, fill.amount, fill.price, fill.commission)
-                self._fill_seq += 1
-                fill_rec = {
-                    "fill_id": f"{order.id}-f{self._fill_seq}",
-                    "amount": fill.amount,
-                    "price": fill.price,
-                    "commission": fill.commission,
-                    "dt": bar.dt,
-                }
-                self._fills.setdefault(order.id, []).append(fill_rec)
-                if not order.is_open:
-                    self._remove_open(order)
-                self._record("fill", order, fill=fill_rec, fill_seq=self._fill_seq)
-                final = not order.is_open
-                self._emit(
-                    OrderFillEvent(
-                        self._client_ids[order.id],
-                        order.id,
-                        asset,
-                        fill.amount,
-                        fill.price,
-                        fill.commission,
-                        f"{order.id}-f{self._fill_seq}",
-                        bar.dt,
-                        final,
-                    )
-                )
-                if not final and short_of_cash is not None:
-                    self._expire(order, f"{short_of_cash}; remainder cancelled", bar.dt)
-                elif not final and order.tif in _IMMEDIATE:
-                    self._expire(order, "IOC remainder cancelled", bar.dt)
+            if newest is None or bar.dt > newest:
+                newest = bar.dt
+            by_asset[bar.asset] = bar
+        self._market_now = newest
+        step_bar(self, self._sim, self.rules, newest or bars[-1].dt, by_asset.get, last.get)
 
-    def _affordable(self, order: Order, fill: Any) -> Any:
-        """The largest whole-lot part of a buy ``fill`` the cash pays for (commission
-        included), or None when not even one lot fits."""
+    # --- SimulatedAccount (what step_bar needs) -------------------------------------------
+    @property
+    def resting(self) -> dict[Asset, list[Order]]:
+        return self._open
+
+    def eligible(self, order: Order, bar: Bar) -> bool:
+        return self._eligible_at[order.id] <= bar.dt
+
+    def settle_fill(self, order: Order, fill: Fill, dt: datetime) -> None:
         asset = order.asset
-        unit = fill.price * asset.multiplier
-        cash = self.ledger.cash
-        lot = asset.lot_size
-        commission_of = self._sim.commission_model.calculate
-        amount = (cash / unit // lot) * lot
-        for _ in range(64):  # commission needs a few lots' room at most
-            if amount <= 0:
-                return None
-            commission = commission_of(order, fill.price, amount)
-            if amount * unit + commission <= cash:
-                return type(fill)(amount, fill.price, commission)
-            over = amount * unit + commission - cash
-            amount -= max(lot, ((over / unit) // lot + 1) * lot)
-        return None
+        order.apply_fill(fill.amount, fill.price, fill.commission, dt)
+        self.ledger.apply_fill(asset, fill.amount, fill.price, fill.commission)
+        self._fill_seq += 1
+        fill_id = f"{order.id}-f{self._fill_seq}"
+        self._fills.setdefault(order.id, []).append(
+            {
+                "fill_id": fill_id,
+                "amount": fill.amount,
+                "price": fill.price,
+                "commission": fill.commission,
+                "dt": dt,
+            }
+        )
+        final = not order.is_open
+        if final:
+            self._remove_open(order)
+        self._record("fill", order, fill=self._fills[order.id][-1], fill_seq=self._fill_seq)
+        self._emit(
+            OrderFillEvent(
+                self._client_ids[order.id],
+                order.id,
+                asset,
+                fill.amount,
+                fill.price,
+                fill.commission,
+                fill_id,
+                dt,
+                final,
+            )
+        )
 
-    def _past_session(self, order: Order, bar: Bar) -> bool:
-        if order.created_dt is None:
-            return False
-        tz = calendar_tz(order.asset.calendar)
-        return session_day(bar.dt, tz) > session_day(order.created_dt, tz)
+    def settle_cancel(self, order: Order, reason: str, dt: datetime) -> None:
+        self._expire(order, reason, dt)
+
+    def settle_reject(self, order: Order, reason: str, dt: datetime) -> None:
+        order.reject(reason)
+        self._remove_open(order)
+        self._record("order", order)
+        self._emit(OrderRejectEvent(self._client_ids[order.id], order.id, reason, dt))
 
     def _expire(self, order: Order, reason: str, dt: datetime) -> None:
         """Cancel what is left of an order by venue rule (time in force)."""
