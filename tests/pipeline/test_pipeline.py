@@ -303,7 +303,9 @@ def _long_short_script() -> ScriptAlgorithm:
 
 def test_scheduled_pipeline_strategy_orders_the_same_in_backtest_and_paper():
     start, end = "2024-01-08", "2024-01-12 23:59"
-    bt = run_algorithm(_long_short_script(), start=start, end=end, slippage_model=None)
+    bt = run_algorithm(
+        _long_short_script(), start=start, end=end, slippage_model=None, allow_short=True
+    )
     engine = LiveTradingEngine(
         strategy=_long_short_script(),
         broker_adapter=PaperBroker(starting_cash=Decimal("100000"), allow_short=True),

@@ -157,7 +157,9 @@ async def test_paper_on_streamed_bars_gives_the_same_orders_as_a_backtest_on_tho
     write_bundle("streamed", assets, {"minute": frame})
 
     bt_strategy = Momentum()
-    backtest = run_algorithm(bt_strategy, bundle="streamed", capital_base=Decimal("100000"))
+    backtest = run_algorithm(
+        bt_strategy, bundle="streamed", capital_base=Decimal("100000"), allow_short=True
+    )
     live = _orders(engine.order_manager.orders.values(), strategy.placed)
     bt = _orders(backtest.orders, bt_strategy.placed)
     assert len(bt) >= 5 and any(o[3] == "limit" for o in bt)
