@@ -136,11 +136,17 @@ class LiveTradingEngine:
             raise ConfigError(
                 f"broker_adapter must be a BrokerAdapter, got {type(broker_adapter).__name__}"
             )
-        if shadow_mode:
-            raise ConfigError(
-                "shadow_mode is not available in this release; run without shadow_mode=True "
-                "(paper trading gives the same signals against simulated fills)"
-            )
+        if not isinstance(shadow_mode, bool):
+            raise ConfigError(f"shadow_mode={shadow_mode!r} must be True or False")
+        if shadow_config is not None:
+            from rustybt.live.shadow.config import ShadowTradingConfig
+
+            if not isinstance(shadow_config, ShadowTradingConfig):
+                raise ConfigError(
+                    f"shadow_config must be a ShadowTradingConfig, got "
+                    f"{type(shadow_config).__name__}; build it with "
+                    "rustybt.live.shadow.config.ShadowTradingConfig(...)"
+                )
         if checkpoint_interval_seconds <= 0 or reconciliation_interval_seconds <= 0:
             raise ConfigError("checkpoint and reconciliation intervals must be > 0 seconds")
         if not stale_data_bars > 0:
@@ -243,6 +249,10 @@ class LiveTradingEngine:
         )
         self.executor.on_success = self._on_success
         self.scheduler = scheduler
+        #: The shadow backtest (``shadow_mode=True``), see rustybt.live.shadow.
+        self.shadow: Any = None
+        if shadow_mode and (shadow_config is None or shadow_config.enabled):
+            self._setup_shadow(strategy, shadow_config, finder, risk_limits)
         self.reconciler = PositionReconciler(
             broker_adapter, reconciliation_strategy, cash_tolerance_pct
         )
@@ -576,8 +586,62 @@ class LiveTradingEngine:
             "data_gaps": len(self.data_gaps),
         }
 
+    def _setup_shadow(self, strategy: Any, config: Any, finder: Any, risk_limits: Any) -> None:
+        """Build the shadow engine from a copy of ``strategy`` taken before ``initialize``,
+        add the alignment breaker and listen to the live order path."""
+        from rustybt.finance.execution import ExecutionSimulator
+        from rustybt.live.circuit_breakers import AlignmentCircuitBreaker
+        from rustybt.live.shadow.config import ShadowTradingConfig
+        from rustybt.live.shadow.kernel import ShadowEngine
+
+        config = config or ShadowTradingConfig()
+        self.shadow_config = config
+        cb = self.circuit_breakers
+        if not cb.alignment_breakers():
+            cb.add_breaker(
+                AlignmentCircuitBreaker(
+                    config.max_misalignment_count, config.execution_quality_threshold
+                )
+            )
+        # A simulated venue's own execution rules (slippage, commission, volume cap,
+        # account rules) are the shadow's; for a real venue the shadow fills at the bar
+        # without costs, so the comparison shows the venue's real costs as slippage.
+        sim = getattr(self.broker, "_sim", None)
+        rules = getattr(self.broker, "rules", None)
+        self.shadow = ShadowEngine(
+            strategy,
+            config,
+            asset_finder=finder,
+            portal=self.data_portal,
+            simulator=copy.deepcopy(sim) if isinstance(sim, ExecutionSimulator) else None,
+            rules=copy.deepcopy(rules) if rules is not None else None,
+            risk_limits=risk_limits,
+            breakers=cb,
+            live_ledger=self.ledger,
+            live_blotter=self.order_manager,
+        )
+        om = self.order_manager
+        audit_decision = om.on_risk_decision
+        shadow = self.shadow
+
+        def on_risk_decision(order: Order, reason: str | None) -> None:
+            if audit_decision is not None:
+                audit_decision(order, reason)
+            shadow.on_live_decision(order, reason, self._value_dt)
+
+        om.on_risk_decision = on_risk_decision
+
     def get_shadow_report(self) -> Any:
-        raise ConfigError("shadow trading is not available in this release")
+        """The live-vs-shadow comparison so far
+        (:class:`~rustybt.live.shadow.alignment.ShadowReport`); see
+        ``docs/shadow-trading.md``. Raises :class:`ConfigError` without ``shadow_mode``."""
+        if self.shadow is None:
+            raise ConfigError(
+                "no shadow report: this engine runs without shadow trading; create it with "
+                "LiveTradingEngine(..., shadow_mode=True, shadow_config=ShadowTradingConfig())"
+            )
+        self.shadow.drain()
+        return self.shadow.report()
 
     async def run(self) -> None:
         """Start, trade until the data ends or :meth:`shutdown`, then shut down cleanly."""
@@ -628,6 +692,8 @@ class LiveTradingEngine:
         # Fail closed until reconciliation confirms the broker's positions.
         self.risk_gate.block("startup reconciliation has not completed")
         self.executor.initialize()
+        if self.shadow is not None:
+            self.shadow.initialize()
 
         checkpoint = self._pending_checkpoint
         if checkpoint is None and getattr(broker, "is_persistent", True):
@@ -729,6 +795,8 @@ class LiveTradingEngine:
         replayed bar counts as its price (for the strategy's ``data`` and, through
         ``reset_price``, for a simulated venue's account checks) until its first bar."""
         self.executor.data.portal_prices = True
+        if self.shadow is not None:
+            self.shadow.executor.data.portal_prices = True
         seed = getattr(self.broker, "reset_price", None)
         start = self._replay_start()
         if seed is None or start is None:
@@ -934,6 +1002,9 @@ class LiveTradingEngine:
         if cp.strategy_state:
             self._set_strategy_state(cp.strategy_state)
         om.sequence = max(om.sequence, cp.order_sequence)
+        saved_shadow = cp.extra.get("shadow")
+        if self.shadow is not None and saved_shadow:
+            self.shadow.load(saved_shadow)
 
         state = await OrderJournal.replay_async(jpath, keep_records=True)
         cut = journal_cut(cp, state)
@@ -1292,10 +1363,14 @@ class LiveTradingEngine:
         if self._strategy_may_run():
             ex.roll_session(ev)  # before_trading_start precedes the session's triggers
         self._apply_urgent(_MD)  # due scheduled functions (skipped while halted)
-        if self._strategy_may_run():
+        ran = self._strategy_may_run()
+        if ran:
             ex.on_market_data(ev)
         else:
             self.stats["strategy_calls_skipped"] += 1
+        if self.shadow is not None and self._loop is not None:
+            # After the live bar (its orders are submitted): the loop runs it when idle.
+            self.shadow.defer(ev, ran, self._loop.call_soon)
         if self.feed.replaying and self.journal is not None:
             self._journal_bar(ev.dt)
         limit = self.stop_after_market_events
@@ -1307,6 +1382,8 @@ class LiveTradingEngine:
     def _on_fill(self, ev: OrderFillEvent) -> bool:
         applied = self.order_manager.on_fill(ev)
         if applied:
+            if self.shadow is not None:
+                self.shadow.on_live_fill(ev.client_order_id, ev.dt or self.clock())
             self._feed_breakers(ev.dt)
             window = self._recon_fills
             if window is not None:
@@ -1518,6 +1595,9 @@ class LiveTradingEngine:
         led = self.ledger
         om = self.order_manager
         open_orders = om.open_orders()
+        shadow = self.shadow
+        if shadow is not None:
+            shadow.drain()  # the saved shadow describes the same bar as the live state
         strategy_state = self.strategy.get_state()
         try:
             # Encoded later in a worker thread: copy, so the loop cannot change it meanwhile.
@@ -1546,6 +1626,7 @@ class LiveTradingEngine:
                 "orders": [o.to_dict() for o in open_orders],
                 "last_bar_dt": last_bar,
                 "broker": type(self.broker).__name__,
+                "shadow": shadow.to_dict() if shadow is not None else None,
             },
         )
 

@@ -1,0 +1,369 @@
+"""The shadow engine: the same strategy, backtested bar by bar beside the live session.
+
+:class:`ShadowEngine` holds a second instance of the user's strategy (a deep copy taken
+before ``initialize``; a zipline-style script is loaded again so the two never share
+module globals), a simulated account — the backtest's own
+(:class:`rustybt.backtest.runner._BacktestBlotter`, a
+:class:`~rustybt.finance.kernel.SimulatedAccount`) over its own
+:class:`~rustybt.finance.ledger.Ledger` — and the live strategy's data view
+(:class:`~rustybt.live.strategy_executor.StrategyExecutor`, so ``data.history`` and
+``data.current`` answer exactly as they do live).
+
+Per market event, in the backtest's order: the shared per-bar step
+(:func:`rustybt.finance.kernel.step_bar`: match resting orders, mark positions), then
+``before_trading_start`` on a new session, then ``handle_data``; then the bar is compared
+with what the live strategy did (:class:`~rustybt.live.shadow.alignment.AlignmentTracker`)
+and the alignment breaker is fed.
+
+The engine defers each step (``loop.call_soon``) until the live bar — strategy and order
+submission — is done, so the shadow adds nothing to tick→submit latency; a checkpoint
+first runs every deferred step (:meth:`drain`), so the saved shadow state describes the
+same bar as the live state. The shadow never journals, opens sockets, writes files or
+calls the broker: its whole state is :meth:`to_dict`, stored inside the live checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import runpy
+import types
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from rustybt.algorithm import ScriptAlgorithm, TradingAlgorithm
+from rustybt.backtest.runner import _BacktestBlotter
+from rustybt.exceptions import CheckpointCorrupted, ConfigError
+from rustybt.finance.account_rules import AccountRules
+from rustybt.finance.execution import ExecutionSimulator, Fill
+from rustybt.finance.kernel import step_bar
+from rustybt.finance.ledger import Ledger
+from rustybt.finance.order import Order
+from rustybt.finance.risk_gate import RiskGate
+from rustybt.live.events import MarketDataEvent
+from rustybt.live.shadow.alignment import LIVE, SHADOW, AlignmentTracker, Signal
+from rustybt.live.shadow.config import ShadowTradingConfig
+from rustybt.live.strategy_executor import StrategyExecutor
+
+__all__ = ["ShadowEngine", "fresh_copy"]
+
+log = structlog.get_logger("rustybt.live.shadow")
+_ZERO = Decimal(0)
+
+
+def fresh_copy(strategy: TradingAlgorithm) -> TradingAlgorithm:
+    """A second instance of ``strategy`` sharing no state with it (call before
+    ``initialize``). A script strategy gets its own module globals: the file is run again
+    when it came from one (``source_path``), else every function is rebound to a copy of
+    its globals."""
+    if isinstance(strategy, ScriptAlgorithm):
+        path = getattr(strategy, "source_path", None)
+        if path is not None:
+            ns: dict[str, Any] = runpy.run_path(str(path), run_name="__rustybt_shadow__")
+        else:
+            ns = _rebind(strategy._ns)
+        twin = ScriptAlgorithm(ns, name=strategy.name)
+        for key, value in vars(strategy).items():
+            if key not in vars(twin):
+                setattr(twin, key, copy.deepcopy(value))
+        return twin
+    try:
+        return copy.deepcopy(strategy)
+    except Exception as exc:
+        raise ConfigError(
+            f"shadow trading needs a second instance of {type(strategy).__name__}, but it "
+            f"cannot be deep-copied ({type(exc).__name__}: {exc}); make its attributes "
+            "copyable (create connections or files in initialize, not __init__)"
+        ) from exc
+
+
+def _rebind(ns: dict[str, Any]) -> dict[str, Any]:
+    """``ns`` with fresh globals: data deep-copied, functions bound to the new dict."""
+    globs: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
+    for key, value in ns.items():
+        if isinstance(value, types.FunctionType):
+            g = globs.get(id(value.__globals__))
+            if g is None:
+                g = globs[id(value.__globals__)] = {}
+                for gk, gv in value.__globals__.items():
+                    if isinstance(gv, types.ModuleType | types.FunctionType | type):
+                        g[gk] = gv
+                    else:
+                        try:
+                            g[gk] = copy.deepcopy(gv)
+                        except Exception:
+                            g[gk] = gv
+            fn = types.FunctionType(
+                value.__code__, g, value.__name__, value.__defaults__, value.__closure__
+            )
+            fn.__kwdefaults__ = value.__kwdefaults__
+            out[key] = fn
+        else:
+            out[key] = value
+    for g in globs.values():
+        for gk, gv in list(g.items()):
+            if isinstance(gv, types.FunctionType) and gk in out:
+                g[gk] = out[gk]
+    return out
+
+
+class _ShadowAccount(_BacktestBlotter):
+    """The backtest's simulated account, telling the shadow about each fill."""
+
+    on_filled: Callable[[Order, datetime], None] | None = None
+
+    def settle_fill(self, order: Order, fill: Fill, dt: datetime) -> None:
+        super().settle_fill(order, fill, dt)
+        self.transactions.clear()  # the shadow keeps orders, not a transaction list
+        if self.on_filled is not None:
+            self.on_filled(order, dt)
+
+
+class ShadowEngine:
+    """The shadow side of one live session (see the module docstring)."""
+
+    def __init__(
+        self,
+        strategy: TradingAlgorithm,
+        config: ShadowTradingConfig,
+        *,
+        asset_finder: Any,
+        portal: Any,
+        simulator: ExecutionSimulator | None = None,
+        rules: AccountRules | None = None,
+        risk_limits: Any = None,
+        breakers: Any = None,
+        live_ledger: Ledger,
+        live_blotter: Any,
+    ) -> None:
+        self.config = config
+        self.algo = fresh_copy(strategy)
+        self.sim = simulator if simulator is not None else ExecutionSimulator()
+        self.rules = rules if rules is not None else AccountRules()
+        self.breakers = breakers
+        self.live_ledger = live_ledger
+        self.live_blotter = live_blotter
+        self.ledger = Ledger(Decimal(0))
+        self.now: datetime | None = None
+        self.blotter = _ShadowAccount(
+            self.ledger,
+            RiskGate(copy.deepcopy(risk_limits), None),
+            id_prefix="shadow",
+            clock=lambda: self.now,
+            rules=self.rules,
+        )
+        self.blotter.on_filled = None
+        self.blotter.on_risk_decision = self._on_shadow_decision
+        self.executor = StrategyExecutor(
+            self.algo,
+            self.ledger,
+            self.blotter,
+            asset_finder,
+            portal,
+            lambda: self.now,  # type: ignore[arg-type,return-value]
+            self._on_strategy_error,
+        )
+        self.blotter.price_of = self.executor.data.last_price
+        self.tracker = AlignmentTracker(config.signal_tolerance_pct)
+        self.errors: list[str] = []
+        self.steps = 0
+        self.last_dt: datetime | None = None
+        self._pending: deque[tuple[MarketDataEvent, bool]] = deque()
+        self._seeded = False
+
+    # --- setup ---------------------------------------------------------------------------
+    def initialize(self) -> None:
+        """Run the shadow strategy's ``initialize`` (the live one runs its own)."""
+        self.executor.initialize()
+
+    def seed_from(self, ledger: Ledger) -> None:
+        """Start the simulated account where the live account is (cash and positions)."""
+        self.ledger.starting_cash = ledger.portfolio_value
+        self.ledger.set_state(ledger.cash, [copy.copy(p) for p in ledger.positions.values()])
+        self._seeded = True
+
+    # --- live side -------------------------------------------------------------------
+    def on_live_decision(self, order: Order, reason: str | None, dt: datetime | None) -> None:
+        """The live blotter's risk decision on ``order`` (placed while running bar ``dt``)."""
+        if reason is not None or dt is None:
+            return  # refused before it reached the venue: not a signal
+        led = self.live_ledger
+        pos = led.positions.get(order.asset)
+        held = pos.amount if pos is not None else _ZERO
+        before = held + self.live_blotter.open_amount(order.asset)
+        self.tracker.record(LIVE, dt, _signal(order, before))
+
+    def on_live_fill(self, order_id: str, dt: datetime) -> None:
+        self.tracker.on_live_fill(order_id, dt)
+
+    # --- stepping ----------------------------------------------------------------------
+    def defer(self, ev: MarketDataEvent, compare: bool, call_soon: Callable[..., Any]) -> None:
+        """Queue bar ``ev`` and ask the loop to run it when idle (after live submission).
+
+        The shadow is at most one bar behind: when the loop had no idle moment since the
+        previous bar (a replay at full speed, a backlog), that bar runs now, after this
+        live bar's strategy call, so a misalignment halts trading no later than one bar
+        after the bar it happened on."""
+        if self._pending:
+            self.drain()
+        self._pending.append((ev, compare))
+        call_soon(self.drain)
+
+    def drain(self) -> None:
+        """Run every queued bar now (the loop callback, and before a checkpoint)."""
+        pending = self._pending
+        while pending:
+            ev, compare = pending.popleft()
+            self.step(ev, compare)
+
+    def step(self, ev: MarketDataEvent, compare: bool = True) -> None:
+        """Advance the shadow by one market event and compare it with the live bar."""
+        if self.last_dt is not None and ev.dt <= self.last_dt:
+            return  # already simulated (a restart replays from the live resume point)
+        if not self._seeded:
+            self.seed_from(self.live_ledger)
+        dt = ev.dt
+        self.now = dt
+        blotter = self.blotter
+        blotter.confirm_cancels()
+        ex = self.executor
+        ex.update_data(ev)
+        bars = {bar.asset: bar for bar in ev.bars}
+        step_bar(blotter, self.sim, self.rules, dt, bars.get, ex.data.last_price)
+        ex.on_session(ev)
+        ex.on_market_data(ev)
+        self.steps += 1
+        self.last_dt = dt
+        tracker = self.tracker
+        if compare:
+            result = tracker.compare_bar(dt, self._live_exposure, self._shadow_exposure)
+            if not result.aligned and self.breakers is not None:
+                self.breakers.on_misalignment(dt, "; ".join(result.reasons))
+        else:
+            tracker._pending[SHADOW].pop(dt.isoformat(), None)
+            tracker._pending[LIVE].pop(dt.isoformat(), None)
+        if tracker.pairs and tracker.settle_pairs(
+            self.live_blotter.orders.get, self.blotter.orders.get
+        ):
+            quality = tracker.execution_quality
+            if (
+                quality is not None
+                and self.breakers is not None
+                and tracker.pairs_compared >= self.config.min_fills_for_quality
+            ):
+                self.breakers.on_execution_quality(quality, dt)
+        tracker.on_values(self.live_ledger.portfolio_value, self.ledger.portfolio_value)
+
+    # --- helpers -----------------------------------------------------------------------
+    def _on_shadow_decision(self, order: Order, reason: str | None) -> None:
+        if reason is not None or self.now is None:
+            return
+        pos = self.ledger.positions.get(order.asset)
+        held = pos.amount if pos is not None else _ZERO
+        before = held + self.blotter.open_amount(order.asset)
+        self.tracker.record(SHADOW, self.now, _signal(order, before))
+
+    def _live_exposure(self, symbol: str) -> Decimal:
+        return _exposure(self.live_ledger, self.live_blotter, symbol)
+
+    def _shadow_exposure(self, symbol: str) -> Decimal:
+        return _exposure(self.ledger, self.blotter, symbol)
+
+    def _on_strategy_error(self, where: str, exc: BaseException) -> None:
+        # The shadow strategy failing where the live one did not is itself a divergence;
+        # the live engine counts its own errors, the shadow only reports its own.
+        self.errors.append(f"{where}: {type(exc).__name__}: {exc}")
+        del self.errors[:-100]
+
+    # --- report and persistence ----------------------------------------------------------
+    def report(self) -> Any:
+        rep = self.tracker.report(self.config.to_dict())
+        rep.config["shadow_strategy_errors"] = list(self.errors)
+        return rep
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: strategy variables, account, orders, comparison."""
+        blotter = self.blotter
+        keep = {sid for sid, _ in self.tracker.pairs.values()}
+        orders = [o for o in blotter.orders.values() if o.is_open or o.id in keep]
+        return {
+            "version": 1,
+            "last_dt": self.last_dt.isoformat() if self.last_dt else None,
+            "steps": self.steps,
+            "strategy": copy.deepcopy(self.algo.get_state()),
+            "ledger": self.ledger.to_dict(),
+            "orders": [o.to_dict() for o in orders],
+            "sequence": blotter.sequence,
+            "tracker": self.tracker.to_dict(),
+            "errors": list(self.errors),
+        }
+
+    def load(self, d: dict[str, Any]) -> None:
+        """Resume from :meth:`to_dict` output (after :meth:`initialize`); all-or-nothing."""
+        try:
+            if d.get("version") != 1:
+                raise ValueError(f"unknown shadow state version {d.get('version')!r}")
+            last = d["last_dt"]
+            last_dt = datetime.fromisoformat(last) if last else None
+            ledger = Ledger.from_dict(d["ledger"])
+            orders = [Order.from_dict(o) for o in d["orders"]]
+            sequence = int(d["sequence"])
+            tracker = AlignmentTracker(self.config.signal_tolerance_pct)
+            tracker.load(d["tracker"])
+            strategy = d["strategy"]
+            steps = int(d["steps"])
+        except CheckpointCorrupted:
+            raise
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise CheckpointCorrupted(
+                f"shadow state in the checkpoint is malformed ({exc!r}); delete the "
+                "checkpoint's extra['shadow'] entry to start the shadow afresh"
+            ) from exc
+        led = self.ledger
+        led.starting_cash = ledger.starting_cash
+        led.set_state(
+            ledger.cash,
+            list(ledger.positions.values()),
+            fees_paid=ledger.fees_paid,
+            realized_pnl=ledger.realized_pnl,
+        )
+        blotter = self.blotter
+        for o in orders:
+            blotter.orders[o.id] = o
+            if o.is_open:
+                blotter._add_open(o)
+        blotter.sequence = max(blotter.sequence, sequence)
+        self.algo.set_state(strategy)
+        self.tracker = tracker
+        self.last_dt = last_dt
+        self.steps = steps
+        self.errors = list(d.get("errors") or [])
+        self._seeded = True
+
+
+def _signal(order: Order, before: Decimal) -> Signal:
+    return Signal(
+        order.id,
+        order.asset.symbol,
+        order.amount,
+        before,
+        order.order_type.value,
+        order.limit_price,
+    )
+
+
+def _exposure(ledger: Ledger, blotter: Any, symbol: str) -> Decimal:
+    """Held + open amount on the asset called ``symbol`` (held or ordered)."""
+    total = _ZERO
+    for asset, pos in ledger.positions.items():
+        if asset.symbol == symbol:
+            total += pos.amount
+    for o in blotter.iter_open_orders():
+        if o.asset.symbol == symbol:
+            total += o.amount - o.filled
+    return total
