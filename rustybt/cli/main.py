@@ -313,6 +313,12 @@ def live(
         None, "--output", "-o", help="Folder for Parquet results (same files as `run -o`)."
     ),
     no_progress: bool = typer.Option(False, "--no-progress"),
+    shadow: bool = typer.Option(
+        False,
+        "--shadow",
+        help="Run a shadow backtest beside the session and check every signal and fill "
+        "against it (docs/shadow-trading.md).",
+    ),
     testnet: bool = typer.Option(False, "--testnet", help="Binance: use its testnet."),
     venue_url: str = typer.Option(
         None,
@@ -361,6 +367,7 @@ def live(
             "dashboard_host": dashboard_host,
             "dashboard_allow_remote": dashboard_allow_remote or None,
             "allow_short": allow_short,
+            "shadow": shadow or None,
         }
         opts.update(optspec.check(optspec.LIVE_OPTIONS, cli))
         if not opts.get("algofile"):
@@ -379,6 +386,8 @@ def live(
                 # Same files and columns as `rustybt run -o DIR`; written even after an
                 # error or Ctrl-C, for the part of the session that ran.
                 recorder.result().save(output)
+                if engine.shadow is not None:
+                    engine.save_shadow_report(output)
                 console.print(f"results saved to {output}")
     raise typer.Exit(code)
 
@@ -442,6 +451,7 @@ def _build_engine(opts: dict[str, Any]) -> Any:
         reconciliation_strategy=recon_strategy,
         reconciliation_interval_seconds=float(opts.get("reconcile_interval", 300)),
         risk_limits=opts.get("risk_limits"),
+        shadow_mode=bool(opts.get("shadow", False)),
         speed=opts.get("speed", "max"),
         start=opts.get("start"),
         end=end,
@@ -528,6 +538,7 @@ def _build_venue_engine(opts: dict[str, Any], algo: Any, broker: Any, recon: Any
         reconciliation_strategy=recon,
         reconciliation_interval_seconds=float(opts.get("reconcile_interval", 300)),
         risk_limits=opts.get("risk_limits"),
+        shadow_mode=bool(opts.get("shadow", False)),
         state_dir=state_dir,
         replay=False,
         stop_when_data_ends=False,

@@ -357,6 +357,7 @@ LIVE_OPTIONS: dict[str, Option] = {
     "latency_ms": Option(non_negative_number),
     "latency_jitter_pct": Option(decimal(Decimal(0), Decimal(1), meaning="a fraction")),
     "allow_short": Option(boolean),
+    "shadow": Option(boolean, "--shadow"),
     "risk_limits": Option(risk_limits),
     # Interactive Brokers: where TWS / IB Gateway listens, and the real-money switch.
     "host": Option(text, "--host"),

@@ -109,6 +109,10 @@ def session_summary(engine: Any) -> Table:
     table.add_row("Market events", f"{st['market_events']:,}")
     table.add_row("Errors", f"{st['errors']:,}")
     table.add_row("Circuit breakers", "OK" if st["can_trade"] else "TRIPPED / blocked")
+    if getattr(engine, "shadow", None) is not None:
+        for line in engine.get_shadow_report().summary_lines():
+            name, _, value = line.partition(": ")
+            table.add_row(name, value)
     return table
 
 

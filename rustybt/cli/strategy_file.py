@@ -51,7 +51,9 @@ def load_strategy(path: str | Path, class_name: str | None = None) -> TradingAlg
     if classes:
         return classes[-1]()
     if callable(namespace.get("initialize")) or callable(namespace.get("handle_data")):
-        return ScriptAlgorithm(namespace, name=p.stem)
+        algo = ScriptAlgorithm(namespace, name=p.stem)
+        algo._source_path = p  # shadow trading loads the script again (its own globals)
+        return algo
     raise StrategyLoadError(
         f"{p} has no strategy: define a TradingAlgorithm subclass, or module-level "
         "initialize(context) and handle_data(context, data) functions"

@@ -631,6 +631,17 @@ class LiveTradingEngine:
 
         om.on_risk_decision = on_risk_decision
 
+    def save_shadow_report(self, directory: str | Path) -> Path:
+        """Write :meth:`get_shadow_report` as ``shadow_report.json`` in ``directory``
+        (``rustybt live --shadow -o DIR`` saves it beside the session's results)."""
+        import json
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "shadow_report.json"
+        path.write_text(json.dumps(self.get_shadow_report().to_dict(), indent=2, default=str))
+        return path
+
     def get_shadow_report(self) -> Any:
         """The live-vs-shadow comparison so far
         (:class:`~rustybt.live.shadow.alignment.ShadowReport`); see
