@@ -58,8 +58,8 @@ _ZERO = Decimal(0)
 def fresh_copy(strategy: TradingAlgorithm) -> TradingAlgorithm:
     """A second instance of ``strategy`` sharing no state with it (call before
     ``initialize``). A script strategy gets its own module globals: the file is run again
-    when it came from one (``_source_path``, set by the CLI's loader), else every function is rebound to a copy of
-    its globals."""
+    when it came from one (``_source_path``, set by the CLI's loader), else every function
+    is rebound to a copy of its globals."""
     if isinstance(strategy, ScriptAlgorithm):
         path = getattr(strategy, "_source_path", None)
         if path is not None:
