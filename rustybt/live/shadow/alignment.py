@@ -195,6 +195,16 @@ class AlignmentTracker:
         """``side`` (``"live"``/``"shadow"``) placed ``signal`` while running bar ``dt``."""
         self._pending[side].setdefault(dt.isoformat(), []).append(signal)
 
+    def has_pending(self) -> bool:
+        """True when either side has signals not yet compared."""
+        return bool(self._pending[LIVE] or self._pending[SHADOW])
+
+    def drop_bar(self, dt: datetime) -> None:
+        """Forget bar ``dt``'s signals without comparing them (the live side did not run)."""
+        key = dt.isoformat()
+        self._pending[LIVE].pop(key, None)
+        self._pending[SHADOW].pop(key, None)
+
     def live_pending(self, dt: datetime) -> list[Signal]:
         return list(self._pending[LIVE].get(dt.isoformat(), ()))
 

@@ -175,6 +175,7 @@ class ShadowEngine:
         self.last_dt: datetime | None = None
         self._pending: deque[tuple[MarketDataEvent, bool]] = deque()
         self._seeded = False
+        self._fills_seen = 0
 
     # --- setup ---------------------------------------------------------------------------
     def initialize(self) -> None:
@@ -235,29 +236,38 @@ class ShadowEngine:
         ex.update_data(ev)
         bars = {bar.asset: bar for bar in ev.bars}
         step_bar(blotter, self.sim, self.rules, dt, bars.get, ex.data.last_price)
-        ex.on_session(ev)
-        ex.on_market_data(ev)
+        ex.on_market_data(ev)  # before_trading_start on a new session, then handle_data
         self.steps += 1
         self.last_dt = dt
         tracker = self.tracker
-        if compare:
+        signalled = tracker.has_pending()
+        if not compare:
+            tracker.drop_bar(dt)
+        elif not signalled:
+            tracker.bars_compared += 1  # nothing on either side: aligned, no signal bar
+        else:
             result = tracker.compare_bar(dt, self._live_exposure, self._shadow_exposure)
             if not result.aligned and self.breakers is not None:
                 self.breakers.on_misalignment(dt, "; ".join(result.reasons))
-        else:
-            tracker._pending[SHADOW].pop(dt.isoformat(), None)
-            tracker._pending[LIVE].pop(dt.isoformat(), None)
-        if tracker.pairs and tracker.settle_pairs(
-            self.live_blotter.orders.get, self.blotter.orders.get
-        ):
-            quality = tracker.execution_quality
-            if (
-                quality is not None
-                and self.breakers is not None
-                and tracker.pairs_compared >= self.config.min_fills_for_quality
-            ):
-                self.breakers.on_execution_quality(quality, dt)
-        tracker.on_values(self.live_ledger.portfolio_value, self.ledger.portfolio_value)
+        if tracker.pairs:
+            live_orders, shadow_orders = self.live_blotter.orders, blotter.orders
+            if tracker.settle_pairs(live_orders.get, shadow_orders.get):
+                quality = tracker.execution_quality
+                if (
+                    quality is not None
+                    and self.breakers is not None
+                    and tracker.pairs_compared >= self.config.min_fills_for_quality
+                ):
+                    self.breakers.on_execution_quality(quality, dt)
+        if signalled or blotter.fill_count != self._fills_seen:
+            # Returns move with prices every bar; they are sampled where orders or fills
+            # happen (and for every report), which is where live and shadow can part.
+            self._fills_seen = blotter.fill_count
+            self.sample_returns()
+
+    def sample_returns(self) -> None:
+        """Feed both accounts' values to the returns comparison."""
+        self.tracker.on_values(self.live_ledger.portfolio_value, self.ledger.portfolio_value)
 
     # --- helpers -----------------------------------------------------------------------
     def _on_shadow_decision(self, order: Order, reason: str | None) -> None:
@@ -282,6 +292,8 @@ class ShadowEngine:
 
     # --- report and persistence ----------------------------------------------------------
     def report(self) -> Any:
+        if self.last_dt is not None:
+            self.sample_returns()
         rep = self.tracker.report(self.config.to_dict())
         rep.config["shadow_strategy_errors"] = list(self.errors)
         return rep

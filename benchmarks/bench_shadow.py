@@ -1,0 +1,179 @@
+"""Shadow trading overhead: the same paper session with and without ``shadow_mode=True``.
+
+Run: ``.venv/bin/python -m benchmarks.bench_shadow [--quick]``; ``make bench`` runs it as
+the ``shadow`` section. Everything is real: :class:`LiveTradingEngine`, PaperBroker,
+journal, risk gate, and the shadow engine (a second strategy instance on the backtest's
+simulated account, stepped by ``step_bar``), replaying the ``demo`` bundle's BTCUSDT
+minute bars at ``speed="max"`` with ``bench_live``'s trivial strategy (one
+``data.current`` read per event, an order every 100 events).
+
+Runs alternate off/on so load drift hits both alike. Reported per configuration: events/s
+(median, min–max) and tick-to-submit p50/p99 pooled over the runs (bench_live's
+definitions). The shadow runs the strategy a second time, which no implementation can
+avoid; so the time spent inside the shadow strategy's calls is measured too
+(``perf_counter`` around each call) and the overhead **beyond the strategy's own cost** is
+``(t_on - t_off - t_shadow_strategy) / t_off``. The goal: at most 5 % of events/s beyond
+it, and no change to tick-to-submit p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_live import (
+    EveryN,
+    Timer,
+    _engine,
+    demo_root,
+    percentile,
+    quiet_logs,
+)
+from rustybt.data.polars.data_portal import PolarsDataPortal
+from rustybt.live.circuit_breakers import CircuitBreakerManager
+from rustybt.live.shadow.config import ShadowTradingConfig
+
+RUNS = 5
+QUICK_EVENTS = 2_000
+GOAL_PCT = 5.0
+
+
+async def _once(portal: Any, shadow: bool, max_events: int | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        kw: dict[str, Any] = {"speed": "max"}
+        if shadow:
+            kw.update(shadow_mode=True, shadow_config=ShadowTradingConfig())
+        engine = _engine(EveryN(), portal, CircuitBreakerManager(), False, Path(tmp), **kw)
+        if max_events is not None:
+            engine.stop_after_market_events = max_events
+        strategy_s = [0.0]
+        if shadow:
+            algo = engine.shadow.algo
+            inner = algo._run_handle_data
+
+            def timed(data: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    return inner(data)
+                finally:
+                    strategy_s[0] += time.perf_counter() - t
+
+            algo._run_handle_data = timed  # type: ignore[method-assign]
+        timer = Timer(engine)
+        await engine.run()
+        if engine.fatal_error:
+            raise RuntimeError(f"engine failed during the benchmark: {engine.fatal_error}")
+        out = {
+            "events": engine.stats["market_events"],
+            "seconds": timer.seconds,
+            "lat": list(engine.order_manager.submit_latencies_ns or []),
+            "orders": engine.order_manager.submitted_count,
+            "shadow_strategy_s": strategy_s[0],
+        }
+        if shadow:
+            rep = engine.get_shadow_report()
+            out["alignment_rate"] = float(rep.alignment_rate)
+            out["signal_bars"] = rep.signal_bars
+        return out
+
+
+def run(quick: bool = False, bench_dir: Path | None = None, runs: int = RUNS) -> dict[str, Any]:
+    max_events = QUICK_EVENTS if quick else None
+    runs = 1 if quick else runs
+    tmp_root = None if bench_dir is not None else Path(tempfile.mkdtemp(prefix="rustybt-shadow-"))
+    try:
+        with quiet_logs():
+            root = demo_root(bench_dir if bench_dir is not None else tmp_root)
+            portal = PolarsDataPortal("demo", "minute", root=root)
+            portal.asset_bars("BTCUSDT")
+            if not quick:  # untimed warm-up of both
+                for shadow in (False, True):
+                    asyncio.run(_once(portal, shadow, QUICK_EVENTS))
+            res: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+            for _ in range(runs):
+                for shadow in (False, True):
+                    res[shadow].append(asyncio.run(_once(portal, shadow, max_events)))
+    finally:
+        if tmp_root is not None:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+    return _report(res, runs)
+
+
+def _report(res: dict[bool, list[dict[str, Any]]], runs: int) -> dict[str, Any]:
+    rows = []
+    summary: dict[str, Any] = {}
+    for shadow in (False, True):
+        rs = res[shadow]
+        eps = [(r["events"] - 1) / r["seconds"] for r in rs]
+        lat = sorted(x for r in rs for x in r["lat"])
+        row = {
+            "shadow": "on" if shadow else "off",
+            "runs": len(rs),
+            "events": rs[0]["events"],
+            "events/s median": statistics.median(eps),
+            "events/s min": min(eps),
+            "events/s max": max(eps),
+            "tick→submit p50 µs": percentile(lat, 50) / 1e3,
+            "tick→submit p99 µs": percentile(lat, 99) / 1e3,
+            "orders": rs[0]["orders"],
+        }
+        rows.append(row)
+        summary[shadow] = (
+            statistics.median(r["seconds"] for r in rs),
+            statistics.median(r["shadow_strategy_s"] for r in rs),
+            row,
+        )
+    t_off, _, off = summary[False]
+    t_on, strat, on = summary[True]
+    ratio = on["events/s median"] / off["events/s median"]
+    beyond = 100 * (t_on - t_off - strat) / t_off
+    raw = {
+        "rows": rows,
+        "events_per_s_ratio": ratio,
+        "overhead_pct_total": 100 * (t_on - t_off) / t_off,
+        "shadow_strategy_pct": 100 * strat / t_off,
+        "overhead_pct_beyond_strategy": beyond,
+        "p99_us_off_on": [off["tick→submit p99 µs"], on["tick→submit p99 µs"]],
+        "alignment_rate": res[True][0].get("alignment_rate"),
+        "goal_pct": GOAL_PCT,
+    }
+    md = (
+        'The same replay (demo BTCUSDT minute bars, `speed="max"`, bench_live\'s trivial '
+        f"strategy, no breakers, audit off), shadow off vs on, {runs} alternating run(s) "
+        "each.\n\n" + "| shadow | runs | events | events/s median (min–max) | tick→submit p50 µs | "
+        "tick→submit p99 µs | orders |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {r['shadow']} | {r['runs']} | {r['events']:,} | {r['events/s median']:,.0f} "
+            f"({r['events/s min']:,.0f}–{r['events/s max']:,.0f}) | "
+            f"{r['tick→submit p50 µs']:.1f} | {r['tick→submit p99 µs']:.1f} | {r['orders']} |"
+            for r in rows
+        )
+        + f"\n\nevents/s with shadow / without: **{ratio:.3f}**. Time added: "
+        f"{raw['overhead_pct_total']:.1f} % of the session, of which the shadow strategy's "
+        f"own calls {raw['shadow_strategy_pct']:.1f} %; overhead **beyond the strategy's own "
+        f"cost: {beyond:.1f} %** (goal ≤ {GOAL_PCT:.0f} %). Shadow alignment in these runs: "
+        f"{raw['alignment_rate']:.2%}."
+    )
+    return {"markdown": md, "raw": raw}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--runs", type=int, default=RUNS)
+    args = ap.parse_args()
+    out = run(quick=args.quick, runs=args.runs)
+    print(out["markdown"])
+    print(json.dumps(out["raw"], indent=2, default=str), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
