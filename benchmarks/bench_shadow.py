@@ -85,8 +85,13 @@ async def _once(portal: Any, shadow: bool, max_events: int | None) -> dict[str, 
         return out
 
 
-def run(quick: bool = False, bench_dir: Path | None = None, runs: int = RUNS) -> dict[str, Any]:
-    max_events = QUICK_EVENTS if quick else None
+def run(
+    quick: bool = False,
+    bench_dir: Path | None = None,
+    runs: int = RUNS,
+    events: int | None = None,
+) -> dict[str, Any]:
+    max_events = events or (QUICK_EVENTS if quick else None)
     runs = 1 if quick else runs
     tmp_root = None if bench_dir is not None else Path(tempfile.mkdtemp(prefix="rustybt-shadow-"))
     try:

@@ -974,6 +974,7 @@ SECTIONS: list[Section] = [
         module_section("bench_streaming", "Market-data streams: parse rate, bar close, soak"),
     ),
     Section("console", module_section("bench_console", "Operator console overhead")),
+    Section("shadow", module_section("bench_shadow", "Shadow trading overhead")),
 ]
 SECTION_NAMES = [s.name for s in SECTIONS]
 
