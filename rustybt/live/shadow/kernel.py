@@ -295,6 +295,10 @@ class ShadowEngine:
         if self.last_dt is not None:
             self.sample_returns()
         rep = self.tracker.report(self.config.to_dict())
+        if not self.config.track_slippage:
+            rep.avg_slippage_bps = None
+        if not self.config.track_latency:
+            rep.avg_latency_ms = None
         rep.config["shadow_strategy_errors"] = list(self.errors)
         return rep
 
