@@ -1603,12 +1603,12 @@ class LiveTradingEngine:
     def build_checkpoint(self) -> StateCheckpoint:
         """A consistent snapshot of the engine, taken synchronously on the event loop
         (ledger, open orders and ``journal_seq`` all describe the same instant)."""
-        led = self.ledger
-        om = self.order_manager
-        open_orders = om.open_orders()
         shadow = self.shadow
         if shadow is not None:
             shadow.drain()  # the saved shadow describes the same bar as the live state
+        led = self.ledger
+        om = self.order_manager
+        open_orders = om.open_orders()
         strategy_state = self.strategy.get_state()
         try:
             # Encoded later in a worker thread: copy, so the loop cannot change it meanwhile.
@@ -1619,7 +1619,7 @@ class LiveTradingEngine:
         if last_bar is None and self._resume_after is not None:
             last_bar = self._resume_after.isoformat()
         positions, cash, pending = self._local_snapshots()
-        return StateCheckpoint(
+        cp = StateCheckpoint(
             timestamp=datetime.now(UTC),
             portfolio_value=led.portfolio_value,
             cash=cash,
@@ -1637,9 +1637,11 @@ class LiveTradingEngine:
                 "orders": [o.to_dict() for o in open_orders],
                 "last_bar_dt": last_bar,
                 "broker": type(self.broker).__name__,
-                "shadow": shadow.to_dict() if shadow is not None else None,
             },
         )
+        if shadow is not None:
+            cp.extra["shadow"] = shadow.to_dict()
+        return cp
 
     async def checkpoint(self) -> Path:
         """Write a checkpoint now (in a worker thread).
