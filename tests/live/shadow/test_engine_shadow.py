@@ -161,3 +161,17 @@ def test_bad_shadow_config_and_report_without_shadow_raise_config_error(tmp_path
     plain = LiveTradingEngine(strategy=Flipper(), broker_adapter=broker, state_dir=tmp_path)
     with pytest.raises(ConfigError, match="shadow_mode=True"):
         plain.get_shadow_report()
+
+
+async def test_an_alignment_trip_is_durable_a_restarted_engine_comes_back_halted(tmp_path):
+    broker = PaperBroker(starting_cash=D("100000"))
+    first = make_engine(EveryTen(venue=broker), broker, tmp_path / "state")
+    await run(first, events=45)
+    assert first.circuit_breakers.get("alignment").is_tripped
+    again = PaperBroker(starting_cash=D("100000"))
+    second = make_engine(EveryTen(venue=again), again, tmp_path / "state")
+    await run(second, events=5)
+    breaker = second.circuit_breakers.get("alignment")
+    assert breaker.is_tripped and "misaligned bars" in breaker.get_trip_reason()
+    assert not second.circuit_breakers.can_trade()
+    assert again.submissions == []  # halted from the first bar: nothing was sent
