@@ -333,9 +333,7 @@ class ShadowEngine:
             tracker.load(d["tracker"])
             strategy = d["strategy"]
             steps = int(d["steps"])
-        except CheckpointCorrupted:
-            raise
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        except (CheckpointCorrupted, KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise CheckpointCorrupted(
                 f"shadow state in the checkpoint is malformed ({exc!r}); delete the "
                 "checkpoint's extra['shadow'] entry to start the shadow afresh"

@@ -175,3 +175,16 @@ async def test_an_alignment_trip_is_durable_a_restarted_engine_comes_back_halted
     assert breaker.is_tripped and "misaligned bars" in breaker.get_trip_reason()
     assert not second.circuit_breakers.can_trade()
     assert again.submissions == []  # halted from the first bar: nothing was sent
+
+
+def test_malformed_shadow_state_raises_checkpoint_corrupted_and_changes_nothing(tmp_path):
+    from rustybt.exceptions import CheckpointCorrupted
+
+    engine = make_engine(Flipper(), PaperBroker(starting_cash=D("100000")), tmp_path)
+    shadow = engine.shadow
+    before = shadow.to_dict()
+    good = dict(before, ledger={"cash": "not money"})
+    for bad in ({"version": 2}, {"version": 1}, good):
+        with pytest.raises(CheckpointCorrupted, match="shadow"):
+            shadow.load(bad)
+        assert shadow.to_dict() == before
