@@ -389,7 +389,22 @@ def live(
                 if engine.shadow is not None:
                     engine.save_shadow_report(output)
                 console.print(f"results saved to {output}")
+                _session_report(engine, output)
     raise typer.Exit(code)
+
+
+def _session_report(engine: Any, output: Path) -> None:
+    """The HTML report of a live session next to its results (never fails the session)."""
+    from rustybt.exceptions import RustyBTError
+    from rustybt.metrics.report import write_breaker_events, write_report
+
+    try:
+        write_breaker_events(output, engine.audit.path)
+        page = write_report(output, title=f"{engine.strategy_name} live session")
+    except (RustyBTError, OSError) as exc:
+        err_console.print(f"no report written: {one_line(str(exc))}")
+        return
+    console.print(f"report: {page}")
 
 
 def _quiet_console_logs() -> None:

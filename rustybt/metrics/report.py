@@ -229,3 +229,28 @@ def write_report(results_dir: str | Path, title: str | None = None) -> Path:
     out = folder / "report.html"
     out.write_text(render(folder, title), encoding="utf-8")
     return out
+
+
+def write_breaker_events(results_dir: str | Path, audit_path: str | Path) -> Path:
+    """``breaker_events.json`` from a session's audit log: every circuit breaker trip."""
+    events = []
+    try:
+        lines = Path(audit_path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a crash
+        if rec.get("event") == "circuit_breakers_tripped":
+            events.append(
+                {
+                    "dt": rec.get("timestamp", ""),
+                    "breaker": ", ".join(rec.get("breaker_types") or []),
+                    "reason": "; ".join(str(r) for r in rec.get("reasons") or []),
+                }
+            )
+    out = Path(results_dir) / "breaker_events.json"
+    out.write_text(json.dumps(events, indent=1), encoding="utf-8")
+    return out

@@ -84,3 +84,38 @@ def test_run_writes_a_report_and_report_rebuilds_it(tmp_path):
     assert again.returncode == 0 and page.exists()
     missing = _run("report", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "results folder" in missing.stderr
+
+
+def test_live_results_get_a_report_with_the_breaker_trips(tmp_path):
+    from rustybt.metrics.report import write_breaker_events
+
+    out_dir = tmp_path / "session"
+    out = _run(
+        "live",
+        "-f",
+        QUICKSTART,
+        "--broker",
+        "paper",
+        "--bundle",
+        "demo",
+        *DAY,
+        "-o",
+        str(out_dir),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--no-progress",
+    )
+    assert out.returncode == 0, out.stderr
+    page = out_dir / "report.html"
+    assert page.exists() and "live session" in page.read_text()
+    assert (out_dir / "breaker_events.json").read_text().strip() == "[]"
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text(
+        '{"event": "circuit_breakers_tripped", "timestamp": "2024-01-03T15:00:00Z", '
+        '"breaker_types": ["drawdown"], "reasons": ["10% from peak"]}\n{"torn'
+    )
+    write_breaker_events(out_dir, audit)
+    from rustybt.metrics.report import write_report
+
+    text = write_report(out_dir).read_text()
+    assert "drawdown" in text and "10% from peak" in text
