@@ -235,6 +235,14 @@ def test_live_history_matches_the_reference(case, tmp_path_factory) -> None:
             _check(data, assets, bars, now, field, n, freq, many)
 
 
+@pytest.mark.slow
+@settings(SETTINGS, max_examples=400)
+@given(case=scenarios())
+def test_history_matches_the_reference_over_many_more_cases(case, tmp_path_factory) -> None:
+    test_backtest_history_matches_the_reference.hypothesis.inner_test(case, tmp_path_factory)
+    test_live_history_matches_the_reference.hypothesis.inner_test(case, tmp_path_factory)
+
+
 def _check(data, assets, bars, now, field, n, freq, many) -> None:
     if many and len(assets) > 1:
         got = data.history(assets, field, n, freq)
