@@ -969,6 +969,7 @@ SECTIONS: list[Section] = [
     Section("soak", module_section("bench_soak", "RSS soak")),
     Section("ib", module_section("bench_ib", "Interactive Brokers adapter ↔ fake TWS")),
     Section("binance", module_section("bench_venue", "Binance adapter ↔ fake Binance")),
+    Section("bybit", module_section("bench_venue_bybit", "Bybit adapter ↔ fake Bybit")),
     Section(
         "streaming",
         module_section("bench_streaming", "Market-data streams: parse rate, bar close, soak"),

@@ -12,3 +12,12 @@ def test_venue_bench_reports_ack_fill_and_stream_rows() -> None:
     assert out["rows"][0]["n"] == 50 and out["rows"][1]["n"] == 20
     assert out["raw"]["msgs_per_s"] > 0
     assert "binance" in run_all.SECTION_NAMES
+
+
+def test_bybit_venue_bench_reports_ack_fill_and_stream_rows() -> None:
+    from benchmarks import bench_venue_bybit
+
+    out = bench_venue_bybit.run(quick=True)
+    assert out["rows"][0]["n"] == 50 and out["rows"][1]["n"] == 20
+    assert out["rows"][2]["n"] == 500 and out["raw"]["msgs_per_s"] > 0
+    assert "bybit" in run_all.SECTION_NAMES

@@ -27,7 +27,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,6 +42,30 @@ STRATEGY = "BinanceCrash"
 RUSTYBT = str(Path(sys.executable).with_name("rustybt"))
 CREDS = {"BINANCE_API_KEY": "fake-binance-key", "BINANCE_API_SECRET": "fake-binance-secret"}
 PARALLEL = 2
+
+
+@dataclass(frozen=True)
+class HarnessVenue:
+    """What differs per venue: its CLI name, credentials, and how its fake's
+    ``/_fake/state`` reads as (BTC held, USDT cash, open client order ids)."""
+
+    name: str
+    creds: dict[str, str]
+    books: Callable[[dict], tuple[Decimal, Decimal, set[str]]]
+    serve_args: tuple[str, ...] = ()
+    config_lines: str = ""  # extra lines for the [live] table
+
+
+def _binance_books(venue: dict) -> tuple[Decimal, Decimal, set[str]]:
+    held = Decimal(venue["balances"].get("BTC", "0")) + Decimal(venue["locked"].get("BTC", "0"))
+    cash = Decimal(venue["balances"]["USDT"]) + Decimal(venue["locked"].get("USDT", "0"))
+    opens = {
+        o["clientOrderId"] for o in venue["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")
+    }
+    return held, cash, opens
+
+
+BINANCE = HarnessVenue("binance", CREDS, _binance_books)
 
 ALGO = '''
 from decimal import Decimal
@@ -72,13 +98,14 @@ class BinanceCrash(TradingAlgorithm):
 CONFIG = """
 [live]
 algofile = "{algo}"
-broker = "binance"
+broker = "{broker}"
 venue_url = "http://127.0.0.1:{port}"
 state_dir = "{state}"
 checkpoint_interval = 0.2
 reconcile_interval = 0.3
 reconciliation = "halt_and_alert"
 poll_interval = 0.1
+{extra}
 """
 
 
@@ -88,13 +115,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_venue(port: int, seed: int, log: Path) -> subprocess.Popen:
+def _start_venue(port: int, seed: int, log: Path, hv: HarnessVenue) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             RUSTYBT,
             "venue",
             "serve",
-            "binance",
+            hv.name,
+            *hv.serve_args,
             "--port",
             str(port),
             "--interval",
@@ -119,12 +147,12 @@ def _start_venue(port: int, seed: int, log: Path) -> subprocess.Popen:
     raise AssertionError(f"fake venue did not start: {log.read_text(errors='replace')[-2000:]}")
 
 
-def _start(config: Path, log: Path, *extra: str) -> subprocess.Popen:
+def _start(config: Path, log: Path, hv: HarnessVenue, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [RUSTYBT, "live", "--config", str(config), "--no-progress", *extra],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, **CREDS},
+        env={**os.environ, **hv.creds},
         start_new_session=True,
     )
 
@@ -167,22 +195,24 @@ def _venue_state(port: int) -> dict:
         return json.loads(r.read())
 
 
-def _run_trial(i: int, base: Path, algo: Path) -> dict:
+def _run_trial(i: int, base: Path, algo: Path, hv: HarnessVenue) -> dict:
     rng = random.Random(9_100 + i)
     root = base / f"trial{i:02d}"
     root.mkdir()
     port = _free_port()
     state = root / "state"
     config = root / "live.toml"
-    config.write_text(CONFIG.format(algo=algo, port=port, state=state))
+    config.write_text(
+        CONFIG.format(algo=algo, port=port, state=state, broker=hv.name, extra=hv.config_lines)
+    )
     log = root / "output.log"
-    venue = _start_venue(port, i, root / "venue.log")
+    venue = _start_venue(port, i, root / "venue.log", hv)
     try:
         jpath = journal_path(state / "journal", STRATEGY)
-        kills = [_kill(_start(config, log), rng, jpath)]
+        kills = [_kill(_start(config, log, hv), rng, jpath)]
         if rng.random() < 0.3:
-            kills.append(_kill(_start(config, log), rng, jpath))
-        final = _start(config, log, "--max-bars", "30")
+            kills.append(_kill(_start(config, log, hv), rng, jpath))
+        final = _start(config, log, hv, "--max-bars", "30")
         try:
             code = final.wait(timeout=90)
         except subprocess.TimeoutExpired:
@@ -199,7 +229,7 @@ def _run_trial(i: int, base: Path, algo: Path) -> dict:
     return {"trial": i, "root": root, "kills": kills, "code": code, "venue": venue_state}
 
 
-def _check(result: dict) -> None:
+def _check(result: dict, hv: HarnessVenue) -> None:
     root: Path = result["root"]
     where = f"trial {result['trial']} (killed {result['kills']}; files in {root})"
     output = (root / "output.log").read_text(errors="replace")
@@ -215,14 +245,10 @@ def _check(result: dict) -> None:
     local = cp.ledger_state
     ours = {p["asset"]["symbol"]: Decimal(p["amount"]) for p in local["positions"]}
     ours = {k: v for k, v in ours.items() if v != 0}
-    held = Decimal(venue["balances"].get("BTC", "0")) + Decimal(venue["locked"].get("BTC", "0"))
+    held, cash, venue_open = hv.books(venue)
     theirs = {"BTCUSDT": held} if held != 0 else {}
     assert ours == theirs, f"{where}: positions {ours} != venue {theirs}"
-    cash = Decimal(venue["balances"]["USDT"]) + Decimal(venue["locked"].get("USDT", "0"))
     assert Decimal(local["cash"]) == cash, f"{where}: cash {local['cash']} != venue {cash}"
-    venue_open = {
-        o["clientOrderId"] for o in venue["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")
-    }
     local_open = {o.client_order_id for o in cp.pending_orders}
     assert local_open == venue_open, f"{where}: open orders {local_open} != venue {venue_open}"
 
@@ -248,13 +274,13 @@ def _check(result: dict) -> None:
             assert rec.get("event") != "alert", f"{where}: {audit.name}: {rec}"
 
 
-def _harness(tmp_path: Path, trials: int) -> None:
+def _harness(tmp_path: Path, trials: int, hv: HarnessVenue = BINANCE) -> None:
     algo = tmp_path / "binance_crash.py"
     algo.write_text(ALGO)
     with ThreadPoolExecutor(PARALLEL) as pool:
-        results = list(pool.map(lambda i: _run_trial(i, tmp_path, algo), range(trials)))
+        results = list(pool.map(lambda i: _run_trial(i, tmp_path, algo, hv), range(trials)))
     for result in results:
-        _check(result)
+        _check(result, hv)
     killed = [r for r in results if any("already finished" not in k for k in r["kills"])]
     assert len(killed) >= max(1, trials * 3 // 4)
     traded = [r for r in results if r["venue"]["received"]]

@@ -603,11 +603,19 @@ class FakeBybit:
             raise BybitError(10001, "params error: orderLinkId is too long (max 36)")
         if link and self.exchange.by_client.get((spec.symbol, link)) is not None:
             raise BybitError(110072, "OrderLinkedID is duplicate")
+        qty = str(params.get("qty") or "")
+        unit = params.get("marketUnit") or ("quoteCoin" if side == "Buy" else "baseCoin")
+        if self.category == "spot" and otype == "Market" and unit == "quoteCoin":
+            # Bybit: a spot market Buy's qty is quote coin by default; buy what it pays for
+            try:
+                qty = str((Decimal(qty) / spec.price // spec.step_size) * spec.step_size)
+            except ArithmeticError:
+                raise BybitError(170130, "Data sent for paramter 'qty' is not valid.") from None
         p = {
             "symbol": spec.symbol,
             "side": side.upper(),
             "type": otype.upper(),
-            "quantity": str(params.get("qty") or ""),
+            "quantity": qty,
             "newClientOrderId": link,
         }
         if otype == "Limit":
@@ -916,6 +924,7 @@ class FakeBybit:
             "category": self.category,
             "received": list(ex.received),
             "balances": {a: str(v) for a, v in ex.free.items()},
+            "locked": {a: str(v) for a, v in ex.locked.items()},
             "positions": {s: [str(a), str(e)] for s, (a, e) in ex.positions.items()},
             "prices": {s: str(sp.price) for s, sp in ex.symbols.items()},
             "orders": [self._order_row(o) for o in ex.orders.values()],

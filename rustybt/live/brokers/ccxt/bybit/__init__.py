@@ -77,7 +77,7 @@ class BybitVenue(Venue):
         time_in_force: str,
     ) -> tuple[str, str, str, str | None, dict[str, Any]]:
         return execution.order_args(
-            asset, amount, order_type, limit_price, client_id, time_in_force
+            market, amount, order_type, limit_price, client_id, time_in_force
         )
 
     def parse_order(self, raw: dict[str, Any]) -> OrderView:

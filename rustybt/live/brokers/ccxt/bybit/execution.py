@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rustybt.assets import Asset
 from rustybt.exceptions import (
     BrokerError,
     InsufficientFundsError,
@@ -98,7 +97,7 @@ def retry_after(headers: dict[str, str]) -> float | None:
 
 
 def order_args(
-    asset: Asset,
+    market: dict[str, Any],
     amount: Decimal,
     order_type: str,
     limit_price: Decimal | None,
@@ -109,6 +108,9 @@ def order_args(
     qty = str(abs(amount))
     params: dict[str, Any] = {"orderLinkId": client_id}
     if order_type == "market":
+        if market.get("spot"):
+            # Bybit reads a spot market Buy's qty in the quote coin unless told otherwise.
+            params["marketUnit"] = "baseCoin"
         return "market", side, qty, None, params
     params["timeInForce"] = time_in_force.upper()
     return "limit", side, qty, str(limit_price), params
