@@ -294,6 +294,8 @@ class FakeExchange:
         self._filters(spec, qty, price, stop, kernel_type)
         existing = self.by_client.get((spec.symbol, cid))
         if existing is not None and self.orders[existing].is_open:
+            if futures:
+                raise VenueError(400, -4116, "ClientOrderId is duplicated.")
             raise VenueError(400, -2010, "Duplicate order sent.")
         last = spec.price
         if stop:

@@ -59,11 +59,13 @@ _ZERO = Decimal(0)
 DEFAULT_API_KEY = "fake-binance-key"
 DEFAULT_API_SECRET = "fake-binance-secret"
 
-# Request weights as Binance documents them (the ones the adapter uses).
+# Request weights as Binance documents them (the ones the adapter uses); a
+# ``"METHOD path"`` key overrides the path's weight for that method.
 _WEIGHTS = {
     "/api/v3/exchangeInfo": 20,
     "/api/v3/account": 20,
-    "/api/v3/order": 4,
+    "/api/v3/order": 1,
+    "GET /api/v3/order": 4,
     "/api/v3/openOrders": 6,
     "/api/v3/myTrades": 20,
     "/api/v3/klines": 2,
@@ -117,6 +119,13 @@ class FakeBinance:
         self.weight_limit = weight_limit
         self._weight: deque[tuple[float, int]] = deque()
         self._weight_sum = 0
+        # ORDERS rate limits as exchangeInfo states them: (seconds, limit, header, label)
+        self.order_limits: list[tuple[int, int, str, str]] = (
+            [(10, 100, "10S", "10 SECOND"), (86400, 200000, "1D", "1 DAY")]
+            if market_type == "spot"
+            else [(10, 300, "10S", "10 SECOND"), (60, 1200, "1M", "1 MINUTE")]
+        )
+        self._orders_sent: deque[float] = deque()
         self._streams: set[web.WebSocketResponse] = set()
         self._sub_ids = itertools.count(0)
         self._stall_until = 0.0
@@ -344,8 +353,13 @@ class FakeBinance:
         if rule is not None and rule.kind == "429":
             retry = str(max(1, round(rule.seconds)))
             if rule.status == 418:
+                until = int((time.time() + max(1.0, rule.seconds)) * 1000)
                 return _err(
-                    418, -1003, "Way too many requests; IP banned until 0.", {"Retry-After": retry}
+                    418,
+                    -1003,
+                    f"Way too much request weight used; IP banned until {until}. "
+                    "Please use WebSocket Streams for live updates to avoid bans.",
+                    {"Retry-After": retry},
                 )
             return _err(
                 429,
@@ -354,7 +368,7 @@ class FakeBinance:
                 "Please use WebSocket Streams for live updates to avoid polling the API.",
                 {"Retry-After": retry},
             )
-        used = self._count_weight(path)
+        used = self._count_weight(request.method, path)
         if used > self.weight_limit:
             return _err(
                 429,
@@ -364,6 +378,21 @@ class FakeBinance:
                 "polling the API.",
                 {"Retry-After": "60", "X-MBX-USED-WEIGHT-1M": str(used)},
             )
+        order_counts: dict[str, str] = {}
+        if request.method == "POST" and path in ("/api/v3/order", "/fapi/v1/order"):
+            order_counts, over = self._count_order()
+            if over is not None:
+                limit, label = over
+                return _err(
+                    429,
+                    -1015,
+                    f"Too many new orders; current limit is {limit} orders per {label}.",
+                    {
+                        "Retry-After": "10",
+                        "X-MBX-USED-WEIGHT-1M": str(used),
+                        **order_counts,
+                    },
+                )
         try:
             response = await handler(request)
         except VenueError as exc:
@@ -371,17 +400,35 @@ class FakeBinance:
         except web.HTTPException:
             raise
         response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+        response.headers.update(order_counts)
         if rule is not None and rule.kind == "timeout":
             # Processed, then the answer never comes in time.
             await asyncio.sleep(rule.seconds)
         return response
 
-    def _count_weight(self, path: str) -> int:
+    def _count_order(self) -> tuple[dict[str, str], tuple[int, str] | None]:
+        """Count one new order in every ORDERS window: the ``X-MBX-ORDER-COUNT-*``
+        headers, and the first window now over its limit (if any)."""
+        now = time.monotonic()
+        self._orders_sent.append(now)
+        headers: dict[str, str] = {}
+        over = None
+        for seconds, limit, suffix, label in self.order_limits:
+            n = sum(1 for t in self._orders_sent if t > now - seconds)
+            headers[f"X-MBX-ORDER-COUNT-{suffix}"] = str(n)
+            if n > limit and over is None:
+                over = (limit, label)
+        longest = max(w[0] for w in self.order_limits)
+        while self._orders_sent and self._orders_sent[0] <= now - longest:
+            self._orders_sent.popleft()
+        return headers, over
+
+    def _count_weight(self, method: str, path: str) -> int:
         now = time.monotonic()
         w = self._weight
         while w and w[0][0] < now - 60:
             self._weight_sum -= w.popleft()[1]
-        cost = _WEIGHTS.get(path, 1)
+        cost = _WEIGHTS.get(f"{method} {path}", _WEIGHTS.get(path, 1))
         w.append((now, cost))
         self._weight_sum += cost
         return self._weight_sum
@@ -412,13 +459,20 @@ class FakeBinance:
             )
         try:
             ts_ms = int(ts)
-            window = int(params.get("recvWindow", "5000"))
-        except ValueError:
+            # recvWindow may carry a fraction (microsecond precision).
+            window = Decimal(params.get("recvWindow", "5000"))
+        except (ValueError, ArithmeticError):
             raise VenueError(
                 400, -1100, "Illegal characters found in parameter 'timestamp'."
             ) from None
         now = int(time.time() * 1000)
-        if ts_ms > now + 1000 or now - ts_ms > window:
+        if window > 60000:
+            raise VenueError(400, -1131, "recvWindow must be less than 60000")
+        if ts_ms >= now + 1000:
+            raise VenueError(
+                400, -1021, "Timestamp for this request was 1000ms ahead of the server's time."
+            )
+        if now - ts_ms > window:
             raise VenueError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
         sig = params.get("signature")
         if not sig:
@@ -447,9 +501,17 @@ class FakeBinance:
                 "intervalNum": 1,
                 "limit": self.weight_limit,
             },
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
         ]
+        intervals = {"S": "SECOND", "M": "MINUTE", "D": "DAY"}
+        for _, limit, suffix, _ in self.order_limits:
+            limits.append(
+                {
+                    "rateLimitType": "ORDERS",
+                    "interval": intervals[suffix[-1]],
+                    "intervalNum": int(suffix[:-1]),
+                    "limit": limit,
+                }
+            )
         syms = [self._symbol_info(s) for s in self.exchange.symbols.values()]
         body: dict[str, Any] = {
             "timezone": "UTC",
@@ -744,9 +806,10 @@ class FakeBinance:
             rows = [r for r in rows if r["symbol"] == p["symbol"]]
         return web.json_response(rows)
 
-    def _order_json(self, o: VenueOrder, full: bool = False) -> dict[str, Any]:
+    def _order_json(self, o: VenueOrder) -> dict[str, Any]:
+        """An order as ``GET /order`` and ``openOrders`` show it."""
         if self.market_type == "spot":
-            out: dict[str, Any] = {
+            return {
                 "symbol": o.spec.symbol,
                 "orderId": o.order_id,
                 "orderListId": -1,
@@ -768,20 +831,6 @@ class FakeBinance:
                 "origQuoteOrderQty": _fmt(_ZERO),
                 "selfTradePreventionMode": "EXPIRE_MAKER",
             }
-            if full:
-                out["transactTime"] = o.update_time
-                out["fills"] = [
-                    {
-                        "price": _fmt(t.price),
-                        "qty": _fmt(t.qty),
-                        "commission": _fmt(t.commission),
-                        "commissionAsset": t.commission_asset,
-                        "tradeId": t.trade_id,
-                    }
-                    for t in self.exchange.trades
-                    if t.order_id == o.order_id
-                ]
-            return out
         return {
             "avgPrice": str(o.avg_price),
             "clientOrderId": o.client_order_id,
@@ -812,21 +861,58 @@ class FakeBinance:
 
     async def _order_new(self, request: web.Request) -> web.Response:
         p = await self._params(request, signed=True)
-        order = self.exchange.new_order(p)
-        resp_type = (
-            p.get("newOrderRespType") or ("FULL" if self.market_type == "spot" else "ACK")
-        ).upper()
-        if self.market_type == "spot" and resp_type == "ACK":
-            return web.json_response(
-                {
-                    "symbol": order.spec.symbol,
-                    "orderId": order.order_id,
-                    "orderListId": -1,
-                    "clientOrderId": order.client_order_id,
-                    "transactTime": order.time,
-                }
+        if (p.get("newOrderRespType") or "ACK").upper() not in ("ACK", "RESULT", "FULL"):
+            raise VenueError(
+                400, -1100, "Illegal characters found in parameter 'newOrderRespType'."
             )
-        return web.json_response(self._order_json(order, full=resp_type == "FULL"))
+        order = self.exchange.new_order(p)
+        if self.market_type != "spot":
+            return web.json_response(self._order_json(order))
+        return web.json_response(self._spot_new_order_json(order, p.get("newOrderRespType")))
+
+    def _spot_new_order_json(self, o: VenueOrder, resp_type: str | None) -> dict[str, Any]:
+        """``POST /api/v3/order``'s answer in the documented ACK / RESULT / FULL shape."""
+        # Binance: MARKET and LIMIT answer FULL by default, every other type ACK.
+        kind = (resp_type or ("FULL" if o.type in ("MARKET", "LIMIT") else "ACK")).upper()
+        out: dict[str, Any] = {
+            "symbol": o.spec.symbol,
+            "orderId": o.order_id,
+            "orderListId": -1,
+            "clientOrderId": o.client_order_id,
+            "transactTime": o.time,
+        }
+        if kind == "ACK":
+            return out
+        out.update(
+            {
+                "price": _fmt(o.price),
+                "origQty": _fmt(o.qty),
+                "executedQty": _fmt(o.executed),
+                "origQuoteOrderQty": _fmt(_ZERO),
+                "cummulativeQuoteQty": _fmt(o.cum_quote),
+                "status": o.status,
+                "timeInForce": o.tif,
+                "type": o.type,
+                "side": o.side,
+                "workingTime": o.time if o.type in ("LIMIT", "MARKET") else -1,
+                "selfTradePreventionMode": "EXPIRE_MAKER",
+            }
+        )
+        if o.stop_price:
+            out["stopPrice"] = _fmt(o.stop_price)
+        if kind == "FULL":
+            out["fills"] = [
+                {
+                    "price": _fmt(t.price),
+                    "qty": _fmt(t.qty),
+                    "commission": _fmt(t.commission),
+                    "commissionAsset": t.commission_asset,
+                    "tradeId": t.trade_id,
+                }
+                for t in self.exchange.trades
+                if t.order_id == o.order_id
+            ]
+        return out
 
     async def _order_get(self, request: web.Request) -> web.Response:
         p = await self._params(request, signed=True)
