@@ -132,6 +132,7 @@ class VenueOrder:
     locked_asset: str = ""
     locked: Decimal = _ZERO
     trades: list[int] = field(default_factory=list)
+    cancel_client_id: str = ""
 
     @property
     def is_open(self) -> bool:
@@ -349,7 +350,15 @@ class FakeExchange:
             self._finish(order, "EXPIRED")
         return order
 
-    def cancel(self, symbol: str, order_id: str | None, client_id: str | None) -> VenueOrder:
+    def cancel(
+        self,
+        symbol: str,
+        order_id: str | None,
+        client_id: str | None,
+        cancel_client_id: str | None = None,
+    ) -> VenueOrder:
+        """Cancel an open order; ``cancel_client_id`` is the cancel's own id (Binance's
+        ``newClientOrderId`` on DELETE), shown as ``c`` in the CANCELED report."""
         spec = self.spec(symbol)
         try:
             order = self.find(spec.symbol, order_id, client_id)
@@ -359,6 +368,7 @@ class FakeExchange:
             raise
         if not order.is_open:
             raise VenueError(400, -2011, "Unknown order sent.")
+        order.cancel_client_id = cancel_client_id or f"cancel{order.order_id}"
         self._finish(order, "CANCELED")
         return order
 
@@ -569,7 +579,9 @@ class FakeExchange:
                     "e": "executionReport",
                     "E": now,
                     "s": order.spec.symbol,
-                    "c": f"cancel{order.order_id}" if cancel else order.client_order_id,
+                    "c": (order.cancel_client_id or f"cancel{order.order_id}")
+                    if cancel
+                    else order.client_order_id,
                     "S": order.side,
                     "o": order.type,
                     "f": order.tif,

@@ -923,12 +923,15 @@ class FakeBinance:
     async def _order_cancel(self, request: web.Request) -> web.Response:
         p = await self._params(request, signed=True)
         order = self.exchange.cancel(
-            p.get("symbol") or "", p.get("orderId"), p.get("origClientOrderId")
+            p.get("symbol") or "",
+            p.get("orderId"),
+            p.get("origClientOrderId"),
+            p.get("newClientOrderId") if self.market_type == "spot" else None,
         )
         out = self._order_json(order)
         if self.market_type == "spot":
             out["origClientOrderId"] = order.client_order_id
-            out["clientOrderId"] = p.get("newClientOrderId") or f"cancel{order.order_id}"
+            out["clientOrderId"] = order.cancel_client_id
             out["transactTime"] = order.update_time
         return web.json_response(out)
 
@@ -1013,10 +1016,12 @@ class FakeBinance:
 
     # --- futures listenKey ---
     async def _listen_key_new(self, request: web.Request) -> web.Response:
+        # Binance: an account has one listenKey; asking again returns the active one
+        # (and extends it) rather than minting a second.
         self._api_key_only(request)
-        key = secrets.token_hex(32)
-        self._listen_keys.add(key)
-        return web.json_response({"listenKey": key})
+        if not self._listen_keys:
+            self._listen_keys.add(secrets.token_hex(32))
+        return web.json_response({"listenKey": next(iter(self._listen_keys))})
 
     async def _listen_key_keep(self, request: web.Request) -> web.Response:
         self._api_key_only(request)
@@ -1025,7 +1030,13 @@ class FakeBinance:
         return web.json_response({"listenKey": next(iter(self._listen_keys))})
 
     async def _listen_key_delete(self, request: web.Request) -> web.Response:
+        # Closing the key closes its stream.
         self._api_key_only(request)
+        self._listen_keys.clear()
+        if self.market_type == "futures":
+            for ws in list(self._streams):
+                self._streams.discard(ws)
+                await ws.close()
         return web.json_response({})
 
     def _api_key_only(self, request: web.Request) -> None:

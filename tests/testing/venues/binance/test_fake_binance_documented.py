@@ -189,3 +189,61 @@ async def test_futures_duplicate_client_order_id_is_4116():
                     assert r.headers["X-MBX-ORDER-COUNT-1M"] == "1"
         assert codes[0][0] == 200
         assert codes[1] == (400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
+
+
+async def test_futures_listen_key_is_one_per_account_and_delete_closes_it():
+    async with FakeBinance("futures") as fake, aiohttp.ClientSession() as http:
+        url = f"{fake.base_url}/fapi/v1/listenKey"
+        keys = []
+        for _ in range(2):
+            async with http.post(url, headers=HEADERS) as r:
+                keys.append((await r.json())["listenKey"])
+        assert keys[0] == keys[1]  # the active key comes back, not a second one
+        async with http.put(url, headers=HEADERS) as r:
+            assert await r.json() == {"listenKey": keys[0]}
+        ws = await http.ws_connect(f"{fake.ws_url}/ws/{keys[0]}")
+        async with http.delete(url, headers=HEADERS) as r:
+            assert r.status == 200 and await r.json() == {}
+        msg = await ws.receive(timeout=5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        async with http.put(url, headers=HEADERS) as r:
+            assert r.status == 400 and (await r.json())["code"] == -1125
+
+
+_EXECUTION_REPORT = set(
+    "e E s c S o f q p P F g C x X r i l z L n N T t I w m M O Z Y Q W V".split()
+)
+
+
+async def test_cancel_with_new_client_order_id_shows_it_in_response_and_execution_report(spot):
+    fake, http = spot
+    async with http.ws_connect(f"{fake.ws_url}/ws-api/v3") as ws:
+        params = {"apiKey": DEFAULT_API_KEY, "timestamp": int(time.time() * 1000)}
+        payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+        sig = hmac.new(DEFAULT_API_SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        await ws.send_json(
+            {
+                "id": 1,
+                "method": "userDataStream.subscribe.signature",
+                "params": {**params, "signature": sig},
+            }
+        )
+        assert (await ws.receive_json())["result"] == {"subscriptionId": 0}
+        await _post(fake, http, _limit("orig-1"))
+        q = _signed(
+            {"symbol": "BTCUSDT", "origClientOrderId": "orig-1", "newClientOrderId": "my-cxl"}
+        )
+        async with http.delete(f"{fake.base_url}/api/v3/order?{q}", headers=HEADERS) as r:
+            body = await r.json()
+        assert body["clientOrderId"] == "my-cxl" and body["origClientOrderId"] == "orig-1"
+        reports = []
+        while len(reports) < 2:
+            msg = await ws.receive_json(timeout=5)
+            if msg["event"]["e"] == "executionReport":
+                reports.append(msg["event"])
+        new, cancelled = reports
+        assert set(new) == _EXECUTION_REPORT and set(cancelled) == _EXECUTION_REPORT
+        assert new["x"] == "NEW" and new["c"] == "orig-1" and new["C"] == ""
+        assert cancelled["x"] == "CANCELED" and cancelled["X"] == "CANCELED"
+        assert cancelled["c"] == "my-cxl" and cancelled["C"] == "orig-1"
+        assert cancelled["w"] is False and cancelled["N"] is None
