@@ -268,6 +268,17 @@ class FakeExchange:
             kernel_type = OrderType.STOP_LIMIT
         if kernel_type is None or (futures and otype in ("STOP_LOSS_LIMIT", "STOP_LOSS")):
             raise VenueError(400, -1116, "Invalid orderType.")
+        if not futures and otype == "MARKET":
+            if not p.get("quantity") and not p.get("quoteOrderQty"):
+                raise VenueError(
+                    400,
+                    -1102,
+                    "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+                )
+            for extra in ("timeInForce", "price"):
+                if p.get(extra):
+                    # Binance spot refuses parameters a MARKET order does not take.
+                    raise VenueError(400, -1106, f"Parameter '{extra}' sent when not required.")
         qty = self._dec(p, "quantity", required=True)
         price = self._dec(
             p, "price", required=kernel_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
@@ -275,7 +286,7 @@ class FakeExchange:
         stop = self._dec(
             p, "stopPrice", required=kernel_type in (OrderType.STOP, OrderType.STOP_LIMIT)
         )
-        tif = (p.get("timeInForce") or ("" if otype == "MARKET" else "")).upper()
+        tif = (p.get("timeInForce") or "").upper()
         if kernel_type is not OrderType.MARKET and kernel_type is not OrderType.STOP:
             if not tif:
                 raise VenueError(

@@ -247,3 +247,31 @@ async def test_cancel_with_new_client_order_id_shows_it_in_response_and_executio
         assert cancelled["x"] == "CANCELED" and cancelled["X"] == "CANCELED"
         assert cancelled["c"] == "my-cxl" and cancelled["C"] == "orig-1"
         assert cancelled["w"] is False and cancelled["N"] is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "msg"),
+    [
+        (
+            {"quantity": ""},
+            -1102,
+            "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+        ),
+        ({"timeInForce": "GTC"}, -1106, "Parameter 'timeInForce' sent when not required."),
+        ({"price": "50000"}, -1106, "Parameter 'price' sent when not required."),
+    ],
+)
+async def test_spot_market_order_parameter_errors_are_binances(spot, extra, code, msg):
+    fake, http = spot
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "MARKET",
+        "quantity": "0.01",
+        "newClientOrderId": "mkt-bad",
+        **extra,
+    }
+    params = {k: v for k, v in params.items() if v}
+    status, _, body = await _post(fake, http, params)
+    assert (status, body) == (400, {"code": code, "msg": msg})
+    assert "mkt-bad" not in fake.exchange.received
