@@ -79,8 +79,10 @@ class TaskSupervisor:
         for task in tasks:
             try:
                 await task
-            except BaseException:  # noqa: BLE001 - cancelled or already reported
-                pass
+            except asyncio.CancelledError:
+                continue  # what we asked for
+            except BaseException as exc:  # noqa: BLE001 - its failure was already reported
+                log.debug("supervised_task_ended", error=f"{type(exc).__name__}: {exc}")
         self.tasks.clear()
 
 

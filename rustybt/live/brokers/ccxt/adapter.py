@@ -339,8 +339,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
         if self._ex is not None:
             try:
                 await self._ex.close()
-            except Exception:
-                pass
+            except Exception as exc:  # closing a dead session: note it, nothing to undo
+                log.debug("venue_session_close_failed", error=f"{type(exc).__name__}: {exc}")
             self._ex = None
 
     def _require_connected(self) -> Any:
@@ -896,8 +896,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
         for url, client in list(getattr(ex, "clients", {}).items()):
             try:
                 await client.close()
-            except Exception:
-                pass
+            except Exception as exc:  # closing a dead socket: note it, nothing to undo
+                log.debug("venue_stream_close_failed", url=url, error=type(exc).__name__)
             ex.clients.pop(url, None)
         opts = ex.options
         for key in ("spot", "linear", "future", "delivery", "inverse"):
