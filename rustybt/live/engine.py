@@ -85,6 +85,8 @@ from rustybt.live.supervision import DataWatchdog, TaskSupervisor, bar_interval
 
 log = structlog.get_logger("rustybt.live")
 _MD = EventPriority.MARKET_DATA
+#: A replay writes a ``bar`` progress record at least this often (see _journal_bar).
+_BAR_RECORD_EVERY = 1000
 _TRIGGER = EventPriority.SCHEDULED_TRIGGER
 
 
@@ -333,6 +335,10 @@ class LiveTradingEngine:
         self._state_trusted = False
         self._resume_after: datetime | None = None
         self._bar_journal_failed = False
+        #: Journal sequence after the last ``bar`` record, and bars since it (see _journal_bar).
+        self._bar_record_seq = -1
+        self._bar_record_halts = -1
+        self._bars_unrecorded = 0
         self._pending_streams: list[tuple[Any, Any]] = []
 
     # --- clock ---------------------------------------------------------------------------
@@ -1082,15 +1088,27 @@ class LiveTradingEngine:
 
     def _journal_bar(self, dt: datetime) -> None:
         """Progress of a replay: the bar the strategy just processed and its variables,
-        so a restart resumes after it instead of trading it again."""
+        so a restart resumes after it instead of trading it again.
+
+        Written only after a bar that journalled something (an order, a fill, a status)
+        or changed a breaker, and every ``_BAR_RECORD_EVERY`` bars; not after every bar
+        (that cost most of a replay's time). Bars after the last record changed nothing
+        outside the strategy, and a replay is deterministic, so a restart that runs them
+        again from the recorded variables reaches the same state and sends nothing twice.
+        """
+        journal = self.journal
+        assert journal is not None
         try:
             state = encode_state_value(redact_secrets(self.strategy.get_state()), "strategy")
-            self.journal.record("bar", "engine", dt=dt, state=state)  # type: ignore[union-attr]
+            journal.record("bar", "engine", dt=dt, state=state)
         except Exception as exc:  # progress is an optimisation of restarts, never fatal
             if not self._bar_journal_failed:
                 self._bar_journal_failed = True
                 log.error("replay_progress_not_journalled", error=f"{type(exc).__name__}: {exc}")
                 self.audit.warning("replay_progress_not_journalled", error=str(exc))
+        self._bar_record_seq = journal.last_seq
+        self._bar_record_halts = self._halt_version
+        self._bars_unrecorded = 0
 
     def _apply_journal_record(self, rec: dict[str, Any], state: Any) -> bool:
         """Re-apply one journal record written after the checkpoint; True for a new fill."""
@@ -1382,8 +1400,15 @@ class LiveTradingEngine:
         if self.shadow is not None and self._loop is not None:
             # After the live bar (its orders are submitted): the loop runs it when idle.
             self.shadow.defer(ev, ran, self._loop.call_soon)
-        if self.feed.replaying and self.journal is not None:
-            self._journal_bar(ev.dt)
+        journal = self.journal
+        if self.feed.replaying and journal is not None:
+            self._bars_unrecorded += 1
+            if (
+                journal.last_seq != self._bar_record_seq
+                or self._halt_version != self._bar_record_halts
+                or self._bars_unrecorded >= _BAR_RECORD_EVERY
+            ):
+                self._journal_bar(ev.dt)
         limit = self.stop_after_market_events
         if limit is not None and self.stats["market_events"] >= limit:
             self._stop = True
