@@ -1319,6 +1319,41 @@ class LiveTradingEngine:
             if isinstance(ev, kinds):
                 await self._dispatch(ev)
 
+    async def _settle_open_orders_at_venue(self, timeout: float = 5.0) -> None:
+        """At shutdown, ask a real venue about every order still open locally and apply
+        what it reports (fills, terminal status), so the final checkpoint matches the
+        venue.
+
+        A venue whose submit answer carries ids only (Bybit, Hyperliquid, a polled ccxt
+        venue) reports the fill later, on its stream or the next poll: a session stopping
+        between the two would otherwise checkpoint the order as open and the position
+        without its fill until the next start resolved it. Bounded by ``timeout``; what
+        is not settled here is resolved at the next start, as after a crash. An order
+        the venue does not know is left as it is (never assumed cancelled)."""
+        broker = self.broker
+        if getattr(broker, "simulated", False) or not getattr(broker, "is_persistent", True):
+            return
+        if not self._state_trusted or not broker.is_connected:
+            return
+        om = self.order_manager
+        orders = [o for o in om.iter_open_orders() if o.broker_order_id is not None]
+        if not orders:
+            return
+
+        async def settle() -> None:
+            for order in orders:
+                info = await broker.get_order_by_client_id(order.id)
+                if info is not None and order.is_open:
+                    om.apply_broker_report(order, info)
+
+        try:
+            await asyncio.wait_for(settle(), timeout)
+        except Exception as exc:  # the next start resolves them from the journal
+            log.warning(
+                "shutdown_order_settle_incomplete", error=f"{type(exc).__name__}: {exc}"[:200]
+            )
+            self.audit.warning("shutdown_order_settle_incomplete", error=type(exc).__name__)
+
     async def _dispatch(self, ev: Any) -> None:
         self.stats["events_processed"] += 1
         try:
@@ -1977,6 +2012,7 @@ class LiveTradingEngine:
         with contextlib.suppress(Exception):
             await self.order_manager.drain()
         await self._settle_queued_order_events()
+        await self._settle_open_orders_at_venue()
         await self.order_manager.stop_resolvers()
         if self._control is not None:
             with contextlib.suppress(Exception):

@@ -220,6 +220,8 @@ def _run_trial(i: int, base: Path, algo: Path, hv: HarnessVenue) -> dict:
             final.wait(timeout=10)
             code = "timeout"
         venue_state = _venue_state(port)
+        # kept next to the trial's files: a failing trial is diagnosed from them
+        (root / "venue_state.json").write_text(json.dumps(venue_state, indent=1))
     finally:
         venue.send_signal(signal.SIGTERM)
         try:

@@ -1,8 +1,12 @@
 """The SIGKILL crash harness (test_binance_crash_harness.py) against the fake Bybit (spot):
 a real ``rustybt live --broker bybit`` subprocess trading a ``rustybt venue serve bybit``
 process, killed at seeded points; 0 duplicate, 0 lost, books equal to the venue's.
+``make test`` runs 3 trials, ``make test-slow`` 20.
 
-Slow-only for now: see the note on the tests below."""
+Bybit answers an order with its ids only and sends the fill on the private stream, so a
+session ending (``--max-bars``) between the two must settle the order with the venue
+before its final checkpoint (``LiveTradingEngine._settle_open_orders_at_venue``; the
+focused test is ``test_bybit_engine.py``)."""
 
 from __future__ import annotations
 
@@ -36,26 +40,10 @@ BYBIT = HarnessVenue(
 )
 
 
-# Known open bug (found by the 20-trial run): in about 1 trial in 20 the restored ledger
-# holds 0.001 BTC more than the fake Bybit spot account after a SIGKILL, and later sells
-# are refused (170131). Until it is fixed both counts run under `make test-slow` only, so
-# `make test` on main stays deterministic, and they are expected to fail now and then
-# (xfail, not strict: a passing run is reported as XPASS) so CI reports the bug without
-# failing on it. Issue #13 stays open for it.
-_KNOWN_BUG = pytest.mark.xfail(
-    strict=False,
-    reason="known open bug: ~1 in 20 SIGKILL trials restores 0.001 BTC more than the fake "
-    "Bybit spot account (docs/venues/bybit.md#known-issue)",
-)
-
-
-@pytest.mark.slow
-@_KNOWN_BUG
 def test_sigkill_of_a_live_bybit_session_loses_and_duplicates_nothing(tmp_path):
     _harness(tmp_path, int(os.environ.get("RUSTYBT_BYBIT_CRASH_TRIALS", "3")), BYBIT)
 
 
 @pytest.mark.slow
-@_KNOWN_BUG
 def test_bybit_sigkill_harness_full_count(tmp_path):
     _harness(tmp_path, 20, BYBIT)
