@@ -60,6 +60,7 @@ from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import AssetFinder
 from rustybt.data.demo import build_demo_bundle, demo_assets
 from rustybt.data.polars.data_portal import PolarsDataPortal
+from rustybt.live import event_loop
 from rustybt.live.brokers.paper_broker import PaperBroker
 from rustybt.live.circuit_breakers import (
     CircuitBreakerManager,
@@ -423,17 +424,24 @@ def run(
                 asyncio.run(replay_once(portal, True, True, QUICK_REPLAY_EVENTS))
                 asyncio.run(push_once(QUICK_PUSH_TICKS, True, True, 1, prices=prices))
             configs = [CONFIGS[0], CONFIGS[-1]] if quick else CONFIGS
+            auto_loop, _ = event_loop.loop_factory()
             for mode, batch in plan:
-                for default, audit in configs:
+                # Every configuration on the loop `rustybt live` uses; the last one again on
+                # the stock asyncio loop when that is not it, to show what uvloop changes.
+                loops = [(c, auto_loop) for c in configs]
+                if auto_loop != "asyncio":
+                    loops.append((configs[-1], "asyncio"))
+                for (default, audit), loop_name in loops:
                     results = []
                     for r in range(runs):
-                        if mode == "replay":
-                            res = asyncio.run(replay_once(portal, default, audit, replay_events))
-                        else:
-                            res = asyncio.run(
-                                push_once(n_push, default, audit, batch, prices=prices)
-                            )
-                            res.extra.clear()
+                        with _event_loop_env(loop_name):
+                            if mode == "replay":
+                                coro = replay_once(portal, default, audit, replay_events)
+                            else:
+                                coro = push_once(n_push, default, audit, batch, prices=prices)
+                            res = event_loop.run(coro)
+                        res.extra.clear()
+                        res.config += f", {loop_name}"
                         results.append(res)
                         say(
                             f"live {res.mode} [{res.config}] run {r + 1}/{runs}: "
@@ -465,6 +473,19 @@ def run(
         "preemption, not by engine work."
     )
     return out
+
+
+@contextlib.contextmanager
+def _event_loop_env(name: str) -> Iterator[None]:
+    old = os.environ.get(event_loop.ENV_VAR)
+    os.environ[event_loop.ENV_VAR] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(event_loop.ENV_VAR, None)
+        else:
+            os.environ[event_loop.ENV_VAR] = old
 
 
 def _loadavg() -> float:

@@ -6,7 +6,7 @@ other calendar name is looked up there once and cached.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -48,6 +48,32 @@ def session_day(dt: datetime, tz: ZoneInfo, minute_bars: bool = True) -> date:
     if minute_bars:
         return (dt - _ONE_US).astimezone(tz).date()
     return dt.astimezone(UTC).date()
+
+
+class SessionDays:
+    """:func:`session_day` for minute bars in one time zone, remembering the current
+    day's bounds: the live engine asks for every event, and nearly all fall in the day
+    it answered last (about 0.2 µs instead of 2 µs)."""
+
+    __slots__ = ("tz", "_lo", "_hi", "_day")
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self._lo: datetime | None = None
+        self._hi: datetime | None = None
+        self._day: date | None = None
+
+    def __call__(self, dt: datetime) -> date:
+        lo = self._lo
+        if lo is not None and lo < dt <= self._hi:  # type: ignore[operator]
+            return self._day  # type: ignore[return-value]
+        day = session_day(dt, self.tz)
+        # The day's minute bars are stamped in (its midnight, the next midnight].
+        lo = datetime.combine(day, datetime.min.time(), self.tz)
+        hi = datetime.combine(day + timedelta(days=1), datetime.min.time(), self.tz)
+        if lo < dt <= hi:  # else a zone without a midnight that day: do not cache
+            self._lo, self._hi, self._day = lo, hi, day
+        return day
 
 
 def check_calendar_name(calendar: str, label: str = "calendar") -> str:

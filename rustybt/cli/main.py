@@ -40,6 +40,7 @@ from rustybt.cli.errors import (
 )
 from rustybt.cli.venue import venue_app
 from rustybt.exceptions import ConfigError
+from rustybt.live import event_loop
 
 app = typer.Typer(
     add_completion=False,
@@ -373,6 +374,7 @@ def live(
         if not opts.get("algofile"):
             raise ConfigError("give a strategy file with -f algo.py (or algofile in --config)")
         optspec.check_date_order(opts)
+        event_loop.loop_factory()  # a bad RUSTYBT_EVENT_LOOP stops here, before any state
         if opts.get("broker", "paper") not in optspec.VENUE_BROKERS:  # venue data: no bundle
             optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
@@ -601,7 +603,7 @@ def _run_engine(engine: Any, show_progress: bool, opts: dict[str, Any] | None = 
 
     failure: BaseException | None = None
     try:
-        asyncio.run(main())
+        event_loop.run(main())
     except Exception as exc:
         failure = exc
     st = engine.get_status()

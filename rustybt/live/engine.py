@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import copy
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -84,6 +85,7 @@ from rustybt.live.strategy_executor import StrategyExecutor
 from rustybt.live.supervision import DataWatchdog, TaskSupervisor, bar_interval
 
 log = structlog.get_logger("rustybt.live")
+_TickData: Any = None  # rustybt.live.streaming.models.TickData, once imported
 _MD = EventPriority.MARKET_DATA
 #: A replay writes a ``bar`` progress record at least this often (see _journal_bar).
 _BAR_RECORD_EVERY = 1000
@@ -281,6 +283,7 @@ class LiveTradingEngine:
         self._started_at: datetime | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0  # the thread running _loop (push_market_data from others)
         self._shutdown_done = False
         self.reconciliation_state = "unknown"
         self.last_reconciliation: ReconciliationReport | None = None
@@ -474,9 +477,13 @@ class LiveTradingEngine:
         ``Bar``, dict or other tick-like object is delivered as a bar of its own. Prices
         must be ``Decimal`` or strings: a float is refused (``MalformedVenueMessage``).
         """
-        from rustybt.live.streaming.models import TickData
+        global _TickData
+        if _TickData is None:
+            # Imported on first use: the streaming package pulls in websockets.
+            from rustybt.live.streaming.models import TickData
 
-        if isinstance(item, TickData):
+            _TickData = TickData
+        if isinstance(item, _TickData):
             from rustybt.live.streaming.models import parse_decimal
 
             for name in ("price", "volume"):
@@ -487,14 +494,9 @@ class LiveTradingEngine:
             return
         event = DataFeed.make_event(item, self.executor.asset_finder.lookup_symbol, self.clock)
         loop = self._loop
-        if loop is not None and loop.is_running():
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is not loop:
-                loop.call_soon_threadsafe(self.event_queue.put_nowait, event)
-                return
+        if loop is not None and threading.get_ident() != self._loop_thread and loop.is_running():
+            loop.call_soon_threadsafe(self.event_queue.put_nowait, event)
+            return
         self.event_queue.put_nowait(event)
 
     def _call_on_loop(self, fn: Callable[[Any], None], arg: Any) -> None:
@@ -670,6 +672,7 @@ class LiveTradingEngine:
                 "engine was shut down before run(); create a new LiveTradingEngine to trade"
             )
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self.event_queue.bind_loop(self._loop)
         self._running = True
         self._stop = False

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from rustybt.backtest.runner import BacktestResult, daily_row
-from rustybt.calendars import session_day
+from rustybt.calendars import SessionDays
 from rustybt.live.events import OrderFillEvent
 from rustybt.metrics.performance import summarize
 
@@ -36,6 +36,7 @@ class SessionRecorder:
         self._last: datetime | None = None
         self._bars = 0
         self._finished = False
+        self._days: SessionDays | None = None
 
     # --- hooks the engine calls ----------------------------------------------------------
     def on_market_data(self, dt: datetime) -> None:
@@ -44,7 +45,11 @@ class SessionRecorder:
         if self._starting_value is None:
             self._starting_value = engine.ledger.portfolio_value
             self._first = dt
-        day = session_day(dt, engine.executor._tz or UTC)
+        tz = engine.executor._tz or UTC
+        days = self._days
+        if days is None or days.tz is not tz:
+            days = self._days = SessionDays(tz)
+        day = days(dt)
         if day != self._day:
             if self._day is not None:
                 self._close_day()

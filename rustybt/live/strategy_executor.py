@@ -18,7 +18,7 @@ import structlog
 
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.assets import Asset, AssetFinder
-from rustybt.calendars import calendar_tz, session_day
+from rustybt.calendars import SessionDays, calendar_tz
 from rustybt.data.bar_data import LiveBarData
 from rustybt.finance.blotter import Blotter
 from rustybt.finance.ledger import Ledger
@@ -57,6 +57,7 @@ class StrategyExecutor:
         self.clock_calendar: str | None = None
         self._session: date | None = None
         self._tz = None
+        self._days: SessionDays | None = None
         self.errors = 0
         #: Called after a strategy call returned without raising (consecutive-error rule).
         self.on_success: Callable[[], None] | None = None
@@ -160,7 +161,10 @@ class StrategyExecutor:
         """
         tz = self._tz
         if tz is not None:
-            day = session_day(event.dt, tz)
+            days = self._days
+            if days is None or days.tz is not tz:
+                days = self._days = SessionDays(tz)
+            day = days(event.dt)
             if day != self._session:
                 self._session = day
                 self._guard("before_trading_start", self.algo._run_before_trading_start, self.data)

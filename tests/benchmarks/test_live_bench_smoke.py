@@ -37,10 +37,13 @@ def test_live_section_runs_replay_and_push_and_reports_the_target_keys(bench_dir
     ctx = run_all.Context(quick=True, runs=1, bench_dir=bench_dir, log=lambda _msg: None)
     res = run_all.module_section("bench_live", "Live engine")(ctx)
     assert "error" not in res.raw, res.markdown
-    modes = {(s["mode"], s["config"]) for s in res.raw["summaries"]}
+    modes = {(s["mode"], s["config"].rsplit(", ", 1)[0]) for s in res.raw["summaries"]}
     assert ("replay", "no breakers, audit off") in modes
     assert ("push batch=1", "default breakers, audit on") in modes
     assert ("push batch=100", "default breakers, audit on") in modes
+    # Each configuration says which event loop it ran on; the stock loop is always shown.
+    loops = {s["config"].rsplit(", ", 1)[1] for s in res.raw["summaries"]}
+    assert "asyncio" in loops and loops <= {"asyncio", "uvloop"}
     for s in res.raw["summaries"]:
         assert s["events"] == 2_000  # bounded by the quick sizes
         assert s["orders"] == 2_000 // bench_live.ORDER_EVERY
