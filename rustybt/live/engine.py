@@ -2027,6 +2027,9 @@ class LiveTradingEngine:
             with contextlib.suppress(Exception):
                 await self._persist_halts()
         if self.journal is not None and self._started_at is not None:
+            if self._state_trusted and self._bars_unrecorded and self._sim_now is not None:
+                # A clean stop records exactly where it stopped (quiet bars included).
+                self._journal_bar(self._sim_now)
             if self._state_trusted:
                 try:
                     await self.checkpoint()

@@ -4,6 +4,8 @@ restart that runs the unrecorded bars again reaches the same state and sends not
 
 from __future__ import annotations
 
+import json
+
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.live import engine as engine_mod
 from rustybt.live.journal import OrderJournal, journal_path
@@ -53,8 +55,8 @@ async def test_progress_is_still_recorded_periodically_over_quiet_bars(tmp_path,
     monkeypatch.setattr(engine_mod, "_BAR_RECORD_EVERY", 20)
     state = tmp_path / "state"
     eng = make_engine(EveryFifty(), venue(tmp_path / "venue.json"), state)
-    await run(eng, events=45)  # no order yet: the first bar, then every 20th
-    assert [b["state"]["bars"] for b in _records(state, "bar")] == [1, 21, 41]
+    await run(eng, events=45)  # no order yet: the first bar, every 20th, the clean stop
+    assert [b["state"]["bars"] for b in _records(state, "bar")] == [1, 21, 41, 45]
 
 
 async def test_a_restart_runs_unrecorded_quiet_bars_again_to_the_same_state(tmp_path):
@@ -71,8 +73,14 @@ async def test_a_restart_runs_unrecorded_quiet_bars_again_to_the_same_state(tmp_
     files = StateManager(state).list_checkpoints("EveryFifty")
     for f in files[:-1]:
         f.unlink()
+    # ...and killed before its clean stop: the stop's own progress record never written.
+    jpath = journal_path(state / "journal", "EveryFifty")
+    lines = jpath.read_bytes().splitlines(keepends=True)
+    stop = json.loads(lines[-1])
+    assert stop["kind"] == "bar" and stop["state"]["bars"] == 130
+    jpath.write_bytes(b"".join(lines[:-1]))
     last_recorded = _records(state, "bar")[-1]["state"]["bars"]
-    assert last_recorded < 130
+    assert 100 <= last_recorded < 130
 
     broker = venue(tmp_path / "venue.json")
     second = make_engine(EveryFifty(), broker, state)
