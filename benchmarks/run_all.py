@@ -96,6 +96,9 @@ class SectionResult:
 class Section:
     name: str
     run: Callable[[Context], SectionResult]
+    #: The section's heading, to carry its figures over from an earlier run when it is not
+    #: run this time ("" for sections whose heading depends on the run).
+    title: str = ""
 
 
 def _loadavg() -> str:
@@ -954,28 +957,29 @@ def module_section(module: str, title: str) -> Callable[[Context], SectionResult
     return run
 
 
+def _module(name: str, module: str, title: str) -> Section:
+    return Section(name, module_section(module, title), title)
+
+
 #: Every section, in document order. The lead's live-engine benchmarks plug in here: add a
 #: module ``benchmarks/bench_<x>.py`` with ``run()`` and a line below. Live targets are read
 #: from raw keys ``events_per_s`` and ``tick_to_submit_p99_us`` (in rows or raw).
 SECTIONS: list[Section] = [
     Section("backtest", backtest_section),
-    Section("history", module_section("bench_history", "data.history per call")),
-    Section("checkpoint", module_section("bench_checkpoint", "Checkpoint save/load")),
-    Section("journal", module_section("bench_journal", "Order journal (write before send)")),
-    Section("live", module_section("bench_live", "Live engine: events/s and tick-to-submit")),
-    Section("risk_gate", module_section("bench_risk_gate", "Risk gate cost per order")),
-    Section("reconcile", module_section("bench_reconcile", "Reconciliation scaling")),
-    Section("restart", module_section("bench_restart", "Restart to trading-ready")),
-    Section("soak", module_section("bench_soak", "RSS soak")),
-    Section("ib", module_section("bench_ib", "Interactive Brokers adapter ↔ fake TWS")),
-    Section("binance", module_section("bench_venue", "Binance adapter ↔ fake Binance")),
-    Section("bybit", module_section("bench_venue_bybit", "Bybit adapter ↔ fake Bybit")),
-    Section(
-        "streaming",
-        module_section("bench_streaming", "Market-data streams: parse rate, bar close, soak"),
-    ),
-    Section("console", module_section("bench_console", "Operator console overhead")),
-    Section("shadow", module_section("bench_shadow", "Shadow trading overhead")),
+    _module("history", "bench_history", "data.history per call"),
+    _module("checkpoint", "bench_checkpoint", "Checkpoint save/load"),
+    _module("journal", "bench_journal", "Order journal (write before send)"),
+    _module("live", "bench_live", "Live engine: events/s and tick-to-submit"),
+    _module("risk_gate", "bench_risk_gate", "Risk gate cost per order"),
+    _module("reconcile", "bench_reconcile", "Reconciliation scaling"),
+    _module("restart", "bench_restart", "Restart to trading-ready"),
+    _module("soak", "bench_soak", "RSS soak"),
+    _module("ib", "bench_ib", "Interactive Brokers adapter ↔ fake TWS"),
+    _module("binance", "bench_venue", "Binance adapter ↔ fake Binance"),
+    _module("bybit", "bench_venue_bybit", "Bybit adapter ↔ fake Bybit"),
+    _module("streaming", "bench_streaming", "Market-data streams: parse rate, bar close, soak"),
+    _module("console", "bench_console", "Operator console overhead"),
+    _module("shadow", "bench_shadow", "Shadow trading overhead"),
 ]
 SECTION_NAMES = [s.name for s in SECTIONS]
 
@@ -1094,7 +1098,30 @@ def targets_markdown(ctx: Context) -> str:
     return _table(["target", "goal", "measured", "verdict"], rows) + note
 
 
-def render(ctx: Context, started: datetime, finished: datetime) -> str:
+_CARRIED = "_Not rerun by this run;"
+
+
+def _previous_sections(text: str) -> tuple[dict[str, str], str]:
+    """The ``## title`` sections of an earlier document (title -> body) and its date."""
+    sections: dict[str, str] = {}
+    date = "an earlier date"
+    title: str | None = None
+    body: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("Date: ") and title is None:
+            date = line[len("Date: ") :].split(" (", 1)[0]
+        if line.startswith("## "):
+            if title is not None:
+                sections[title] = "\n".join(body).strip()
+            title, body = line[3:].strip(), []
+        elif title is not None:
+            body.append(line)
+    if title is not None:
+        sections[title] = "\n".join(body).strip()
+    return sections, date
+
+
+def render(ctx: Context, started: datetime, finished: datetime, previous: str | None = None) -> str:
     m = machine_info()
     argv = " ".join(shlex.quote(a) for a in ctx.argv)
     out = [
@@ -1138,9 +1165,20 @@ def render(ctx: Context, started: datetime, finished: datetime) -> str:
         "",
     ]
     skipped = []
-    for name, res in ctx.results.items():
+    earlier, earlier_date = _previous_sections(previous or "")
+    for section in SECTIONS:
+        res = ctx.results.get(section.name)
+        if res is None:
+            # Not run this time (e.g. `make bench` leaves the venues to bench-full): keep
+            # the previous document's figures, saying they are older, instead of losing them.
+            body = earlier.get(section.title) if section.title else None
+            if body is not None:
+                if not body.startswith(_CARRIED):  # carried before: keep its original date
+                    body = f"{_CARRIED} figures from the run of {earlier_date}._\n\n{body}"
+                out += [f"## {section.title}", "", body, ""]
+            continue
         if res.skipped:
-            skipped.append(f"- {name}: {res.markdown}")
+            skipped.append(f"- {section.name}: {res.markdown}")
             continue
         out += [f"## {res.title}", "", res.markdown, ""]
     if skipped:
@@ -1152,14 +1190,14 @@ def render(ctx: Context, started: datetime, finished: datetime) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def run(ctx: Context, sections: list[str] | None = None) -> str:
+def run(ctx: Context, sections: list[str] | None = None, previous: str | None = None) -> str:
     started = datetime.now(UTC)
     for section in SECTIONS:
         if sections is not None and section.name not in sections:
             continue
         ctx.log(f"== {section.name}")
         ctx.results[section.name] = section.run(ctx)
-    return render(ctx, started, datetime.now(UTC))
+    return render(ctx, started, datetime.now(UTC), previous)
 
 
 def _csv_arg(value: str, allowed: list[str], what: str) -> list[str]:
@@ -1204,7 +1242,8 @@ def main(argv: list[str] | None = None) -> int:
         argv=argv,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
-    document = run(ctx, args.only)
+    previous = args.output.read_text() if args.output.exists() else None
+    document = run(ctx, args.only, previous)
     if ctx.ratios_markdown:
         print("Backtest ratios (RustyBT ÷ peer, same style)\n\n" + ctx.ratios_markdown + "\n")
     print("Targets\n\n" + targets_markdown(ctx) + "\n")
