@@ -399,6 +399,13 @@ def run_algorithm(
 
     clock_calendar, clock_set = clock_assets(portal.asset_finder, runtime.used_assets, calendar)
     clock_ns = portal.timestamps(clock_set, start_dt, end_dt)
+    if len(clock_ns) == 0:
+        raise ConfigError(
+            f"the selected range {_when(start_dt, 'start')} → {_when(end_dt, 'end')} holds "
+            f"no bars of "
+            f"{', '.join(sorted(a.symbol for a in clock_set))}, whose bars run "
+            f"{portal.bars_span(list(clock_set))}; widen --start/--end"
+        )
     simulator = ExecutionSimulator(slippage_model, commission_model, volume_limit_pct)
     simulator.set_models(**runtime.cost_models)
     runner = _Loop(algo, runtime, portal, clock_ns, simulator, circuit_breakers)
@@ -589,3 +596,7 @@ class _Progress:
     def close(self, n: int) -> None:
         self._p.update(self._task, completed=n)
         self._p.stop()
+
+
+def _when(dt: datetime | None, default: str) -> str:
+    return f"{dt:%Y-%m-%d %H:%M} UTC" if dt is not None else default

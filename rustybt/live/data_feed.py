@@ -124,7 +124,7 @@ class DataFeed:
             raise DataNotFound(
                 f"the replay window {self.start or 'start'} → {self.end or 'end'} holds no bars "
                 f"of {', '.join(sorted(a.symbol for a in assets))}, whose bars run "
-                f"{_assets_range(portal, assets)}; widen --start/--end"
+                f"{portal.bars_span(assets)}; widen --start/--end"
             )
         self._clock_ns = clock_ns
         self._dts = [datetime.fromtimestamp(int(t) / 1e9, UTC) for t in clock_ns]
@@ -277,17 +277,3 @@ class DataFeed:
                 if on_error is None:
                     raise
                 on_error("malformed", exc)
-
-
-def _assets_range(portal: Any, assets: list[Asset]) -> str:
-    """``2024-01-02 14:31 → 2024-01-30 21:00 UTC``: first and last bar of ``assets``."""
-    stamps = [portal.asset_bars(a).dts for a in assets]
-    stamps = [s for s in stamps if len(s)]
-    if not stamps:
-        return "nowhere (no bars at all)"
-    lo = min(int(s[0]) for s in stamps)
-    hi = max(int(s[-1]) for s in stamps)
-    fmt = "%Y-%m-%d %H:%M"
-    first = datetime.fromtimestamp(lo / 1e9, UTC)
-    last = datetime.fromtimestamp(hi / 1e9, UTC)
-    return f"{first:{fmt}} → {last:{fmt}} UTC"

@@ -141,6 +141,13 @@ def test_live_dates_outside_the_bundle_quote_each_asset_class_range():
     assert "engine_failed" not in res.output and "value 0.00" not in res.output
 
 
+def test_backtest_window_without_bars_of_the_strategy_assets_quotes_their_range():
+    # A weekend: inside the bundle's span, but no AAPL bar in it.
+    res = backtest("--start", "2024-01-06", "--end", "2024-01-07")
+    one_error(res, 2, "holds no bars of AAPL", "2024-01-02 14:31 → 2024-01-30 21:00 UTC")
+    assert "2024-01-06 00:00 UTC" in res.output
+
+
 def test_live_window_without_bars_of_the_strategy_assets_quotes_their_range():
     # 2024-01-31 holds crypto bars only: the equity strategy is told AAPL's own range.
     res = live("--start", "2024-01-31")

@@ -383,8 +383,20 @@ class PolarsDataPortal:
             return self.asset_finder.lookup_symbol(asset)
         raise SymbolNotFound(f"expected an Asset or a symbol string, got {asset!r}")
 
+    # --- module helpers -----------------------------------------------------------------
 
-# --- module helpers -----------------------------------------------------------------
+    def bars_span(self, assets: list[Any]) -> str:
+        """``2024-01-02 14:31 → 2024-01-30 21:00 UTC``: the first and last bar of
+        ``assets`` (for messages that say where the data is)."""
+        stamps = [self.asset_bars(a).dts for a in assets]
+        stamps = [s for s in stamps if len(s)]
+        if not stamps:
+            return "nowhere (no bars at all)"
+        first = datetime.fromtimestamp(min(int(s[0]) for s in stamps) / 1e9, UTC)
+        last = datetime.fromtimestamp(max(int(s[-1]) for s in stamps) / 1e9, UTC)
+        return f"{first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M} UTC"
+
+
 def _decimal_list(column: pl.Series) -> list[Decimal]:
     """Exact Decimals at the smallest scale that holds every value (185.12, not 185.12000000)."""
     scale = column.dtype.scale if isinstance(column.dtype, pl.Decimal) else 8
