@@ -274,7 +274,7 @@ def _load_config(path: Path) -> dict[str, Any]:
 def live(
     ctx: typer.Context,
     algofile: Path = typer.Option(None, "-f", "--algofile", help="Strategy file."),
-    broker: str = typer.Option(None, help="Broker: paper or binance."),
+    broker: str = typer.Option(None, help="Broker: paper, ib, binance, bybit or hyperliquid."),
     bundle: str = typer.Option(None, "--bundle", "-b", help="Bundle to replay (paper)."),
     speed: str = typer.Option(None, help="Replay speed: max, realtime, or e.g. 60x."),
     start: str = typer.Option(None),

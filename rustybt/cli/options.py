@@ -264,9 +264,9 @@ STREAM_VENUES = ("binance", "bybit", "hyperliquid")
 
 
 # --- the tables ---------------------------------------------------------------------------
-BROKERS: tuple[str, ...] = ("paper", "ib", "binance", "bybit")
+BROKERS: tuple[str, ...] = ("paper", "ib", "binance", "bybit", "hyperliquid")
 """Brokers ``rustybt live --broker`` builds; a new one adds its name here and a builder."""
-VENUE_BROKERS = frozenset({"binance", "bybit"})
+VENUE_BROKERS = frozenset({"binance", "bybit", "hyperliquid"})
 """Crypto venues built by :func:`rustybt.cli.venue_brokers.venue_broker` (no bundle)."""
 SIMULATED_BROKERS = frozenset({"paper"})
 """Brokers that trade against a simulation; the others reconcile with halt_and_alert by
@@ -382,6 +382,10 @@ LIVE_OPTIONS: dict[str, Option] = {
     # they are masked in every log line, message and audit record, and never printed.
     "api_key": Option(secret, secret=True),
     "api_secret": Option(secret, secret=True),
+    # Hyperliquid: the wallet's private key (or HYPERLIQUID_PRIVATE_KEY) and, for an API
+    # wallet, the account it trades for (or HYPERLIQUID_WALLET_ADDRESS).
+    "private_key": Option(secret, secret=True),
+    "wallet_address": Option(text),
     # Binance (rustybt.cli.venue_brokers); live_money above is shared.
     "testnet": Option(boolean, "--testnet"),
     "venue_url": Option(venue_url, "--venue-url"),

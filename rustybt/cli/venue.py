@@ -23,6 +23,7 @@ FAKE_VENUES: dict[str, tuple[str, int]] = {
     "ib": ("rustybt.testing.venues.ib.server", 7497),
     "binance": ("rustybt.testing.venues.binance.server", 8080),
     "bybit": ("rustybt.testing.venues.bybit.server", 8081),
+    "hyperliquid": ("rustybt.testing.venues.hyperliquid.server", 8082),
 }
 #: venues whose fake takes ``--market-type``
 MARKET_TYPES: dict[str, tuple[str, ...]] = {

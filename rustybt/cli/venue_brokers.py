@@ -1,10 +1,10 @@
-"""Building the crypto venue brokers for ``rustybt live --broker binance|bybit``.
+"""Building the crypto venue brokers for ``rustybt live --broker binance|bybit|hyperliquid``.
 
 Real money is refused unless asked for twice over: a mainnet connection (no
 ``--testnet``, no ``--venue-url``) needs ``--live-money`` on the command line or
 ``live_money = true`` in the config; without it the command stops with one line saying
-so. Credentials come from the config (``api_key``/``api_secret``, registered as secrets)
-or the venue's environment variables.
+so. Credentials come from the config (``api_key``/``api_secret``, Hyperliquid's
+``private_key``; registered as secrets) or the venue's environment variables.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def venue_broker(name: str, opts: dict[str, Any]) -> Any:
         return binance_broker(opts)
     if name == "bybit":
         return bybit_broker(opts)
-    raise ConfigError(f"no venue broker {name!r}; available: binance, bybit")
+    if name == "hyperliquid":
+        return hyperliquid_broker(opts)
+    raise ConfigError(f"no venue broker {name!r}; available: binance, bybit, hyperliquid")
 
 
 def _endpoints(opts: dict[str, Any], venue: str) -> tuple[str | None, str | None, bool, bool]:
@@ -82,4 +84,33 @@ def bybit_broker(opts: dict[str, Any]) -> Any:
         ws_url=ws_url,
         live_money=live_money,
         market_data_interval=float(opts.get("poll_interval", 1.0)),
+    )
+
+
+def hyperliquid_broker(opts: dict[str, Any]) -> Any:
+    """A :class:`HyperliquidBrokerAdapter` from the CLI/config options (perpetuals).
+
+    Its cloids are hashes of our client ids; the map back is kept in
+    ``<state dir>/hyperliquid-client-ids.jsonl`` so a restarted session names the
+    orders it left open by our ids (start-up adoption)."""
+    from pathlib import Path
+
+    from rustybt.live.brokers.hyperliquid_adapter import HyperliquidBrokerAdapter
+
+    base_url, ws_url, testnet, live_money = _endpoints(opts, "Hyperliquid")
+    if opts.get("state_dir"):
+        state_dir = Path(str(opts["state_dir"]))
+    else:
+        from rustybt.data.bundles import rustybt_root
+
+        state_dir = rustybt_root() / "state"
+    return HyperliquidBrokerAdapter(
+        opts.get("private_key"),
+        testnet=testnet,
+        wallet_address=opts.get("wallet_address"),
+        base_url=base_url,
+        ws_url=ws_url,
+        live_money=live_money,
+        market_data_interval=float(opts.get("poll_interval", 1.0)),
+        client_id_map=state_dir / "hyperliquid-client-ids.jsonl",
     )

@@ -10,8 +10,8 @@ venue-specific. What it guarantees, for every venue:
 * **Instruments** come from the venue's markets (tick, lot, min notional) and are
   enforced before anything is sent (:class:`~rustybt.exceptions.InvalidOrder`).
 * **Client order ids** go to the venue unchanged when legal for it, else as a
-  deterministic hash (:mod:`.client_ids`); both directions are recomputable after a
-  restart.
+  deterministic hash (:mod:`.client_ids`), found again by our id after a restart; with
+  ``client_id_map=`` (a file) the venue's hashed ids are named by ours again too.
 * **Order events**: acks from the REST answer, fills from the user stream (the venue's
   trade id is the fill id; duplicates from the stream, REST answers and resyncs are
   dropped here and again by the engine), cancels, expiries, rejects; the fee is
@@ -45,7 +45,6 @@ from rustybt.exceptions import (
     BrokerConnectionError,
     ConfigError,
     InvalidOrder,
-    MissingCredentialsError,
     OrderNotFound,
     OrderStatusUnknown,
     RateLimited,
@@ -101,13 +100,21 @@ def convert_fill(
 
 
 class _Tracked:
-    __slots__ = ("client_id", "venue_cid", "order_id", "symbol", "filled", "done")
+    __slots__ = ("client_id", "venue_cid", "order_id", "symbol", "amount", "filled", "done")
 
-    def __init__(self, client_id: str, venue_cid: str, order_id: str | None, symbol: str) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        venue_cid: str,
+        order_id: str | None,
+        symbol: str,
+        amount: Decimal = _ZERO,
+    ) -> None:
         self.client_id = client_id
         self.venue_cid = venue_cid
         self.order_id = order_id
         self.symbol = symbol
+        self.amount = abs(amount)  # 0 while unknown
         self.filled = _ZERO
         self.done = False
 
@@ -156,6 +163,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         market_data_interval: float = 1.0,
         symbols: list[str] | None = None,
         throttle: bool | None = None,
+        client_id_map: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         self.venue = venue
@@ -182,14 +190,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
                 f"{venue.name} mainnet trades real money: pass live_money=True (CLI: --live-money "
                 "and live_money = true in the config) or use testnet=True"
             )
-        key = api_key or os.environ.get(venue.key_env)
-        secret = api_secret or os.environ.get(venue.secret_env)
-        missing = [n for n, v in ((venue.key_env, key), (venue.secret_env, secret)) if not v]
-        if missing:
-            raise MissingCredentialsError(
-                f"{venue.name} needs API credentials: set {' and '.join(missing)} in the "
-                "environment or pass api_key=/api_secret= (a trade-only key, no withdrawals)"
-            )
+        key, secret = venue.credentials(api_key, api_secret)
         if request_timeout <= 0 or poll_interval <= 0:
             raise ConfigError("request_timeout and poll_interval must be > 0 seconds")
         self._credentials = (key, secret)
@@ -205,7 +206,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
         self.max_reconnect_delay = max_reconnect_delay
         self.market_data_interval = market_data_interval
         self.capabilities = venue.capabilities()
-        self.codec = ClientIdCodec(venue.legal_client_id)
+        # venue id -> ours for hashed ids, kept across restarts when given a file
+        self.codec = ClientIdCodec(venue.legal_client_id, venue.hash_client_id, client_id_map)
         self.budget = RequestBudget()
         self._ex: Any = None
         self.instruments: dict[str, Asset] = {}  # venue market id -> asset
@@ -238,7 +240,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
     def _make_exchange(self) -> Any:
         import ccxt.pro as ccxtpro
 
-        base_cls = getattr(ccxtpro, self.venue.ccxt_id)
+        base_cls = self.venue.exchange_class(getattr(ccxtpro, self.venue.ccxt_id))
         adapter = self
 
         class _Exchange(base_cls):  # type: ignore[misc, valid-type]
@@ -281,8 +283,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         key, secret = self._credentials
         ex = _Exchange(
             {
-                "apiKey": key,
-                "secret": secret,
+                **self.venue.ccxt_credentials(key, secret),
                 "enableRateLimit": self.throttle,
                 "timeout": int(self.request_timeout * 1000),
                 "options": self.venue.ccxt_options(),
@@ -312,9 +313,10 @@ class CcxtBrokerAdapter(BrokerAdapter):
             asset = self.venue.instrument(market)
             if asset is None:
                 continue
-            self.instruments[market["id"]] = asset
-            self._markets[market["id"]] = market
-            self._by_asset[asset] = market["id"]
+            mid = self.venue.market_key(market)
+            self.instruments[mid] = asset
+            self._markets[mid] = market
+            self._by_asset[asset] = mid
         self._connected = True
         await self._resync(initial=True)
         self._stream_task = asyncio.get_running_loop().create_task(self._stream_supervisor())
@@ -353,8 +355,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
     # --- instruments ---
     def asset(self, symbol: str) -> Asset:
         """The venue's instrument for a market id (``BTCUSDT``) or ccxt symbol (``BTC/USDT``)."""
-        key = symbol.replace("/", "").split(":", 1)[0].upper()
-        asset = self.instruments.get(key)
+        asset = self.instruments.get(self.venue.symbol_key(symbol))
         if asset is None:
             raise InvalidOrder(
                 f"{self.name} has no instrument {symbol!r}; known: "
@@ -371,7 +372,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
     def _market_id(self, asset: Asset) -> str:
         mid = self._by_asset.get(asset)
         if mid is None:
-            mid = asset.symbol.replace("/", "").upper()
+            mid = self.venue.symbol_key(asset.symbol)
             if mid not in self.instruments:
                 raise InvalidOrder(
                     f"{asset.symbol} is not an instrument of {self.name} {self.market_type}; "
@@ -405,6 +406,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         for name, px in (("limit_price", limit), ("stop_price", stop)):
             if px is not None:
                 venue_asset.validate_price(name, px)
+                self.venue.check_price(venue_asset, name, px)
         ref = limit or stop or self._last_price.get(venue_asset.symbol)
         if ref is not None:
             venue_asset.validate_min_notional(amount, ref)
@@ -445,7 +447,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
             market, venue_asset, Decimal(amount), otype.value, limit_price, stop_price, vcid, tif
         )
         self.budget.check(self.name, essential=True)
-        tracked = _Tracked(client_order_id, vcid, None, mid)
+        tracked = _Tracked(client_order_id, vcid, None, mid, Decimal(amount))
         self._tracked[vcid] = tracked
         self._interest.add(mid)
         try:
@@ -482,6 +484,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
         vcid = self.codec.encode(client_order_id) if client_order_id else None
         if tracked is None and vcid is not None:
             tracked = self._tracked.get(vcid)
+        if tracked is not None and client_order_id:
+            tracked.client_id = client_order_id  # an adopted order named by ours from now on
         symbol = tracked.symbol if tracked is not None else None
         if symbol is None and asset is not None:
             symbol = self._market_id(asset)
@@ -753,8 +757,12 @@ class CcxtBrokerAdapter(BrokerAdapter):
             return
         self._last_price[asset.symbol] = fill.price
         amount, commission = self._convert(fill)
+        final = fill.final
         if tracked is not None:
             tracked.filled += abs(fill.amount)
+            # a venue whose fills do not say what is left (Hyperliquid's userFills): the
+            # fill completing the order's amount is its last
+            final = final or (tracked.amount > 0 and tracked.filled >= tracked.amount)
         self._emit(
             OrderFillEvent(
                 cid,
@@ -765,7 +773,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
                 commission,
                 fill.fill_id,
                 fill.dt or self._clock(),
-                fill.final,
+                final,
             )
         )
 
@@ -779,6 +787,12 @@ class CcxtBrokerAdapter(BrokerAdapter):
                 view.symbol,
             )
             self._tracked[view.client_id] = tracked
+        if view.amount != 0 and view.symbol:  # (an order action's answer carries ids only)
+            tracked.amount = abs(view.amount)
+        if client_id is not None and tracked.client_id != client_id:
+            # adopted from the stream before the engine asked for it by its own id (a
+            # hashed venue id decodes to itself until then): name it by ours from now on
+            tracked.client_id = client_id
         tracked.order_id = view.order_id
         self._by_order_id[view.order_id] = tracked
         return tracked

@@ -10,6 +10,7 @@ below, so the adapter never reads a venue's field names.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 from rustybt.assets import Asset
+from rustybt.exceptions import MissingCredentialsError
+from rustybt.live.brokers.ccxt.client_ids import default_hash
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,30 @@ class Venue(ABC):
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
 
+    def credentials(self, api_key: str | None, api_secret: str | None) -> tuple[str, str]:
+        """``(key, secret)`` from the arguments or the environment; raises
+        :class:`MissingCredentialsError` naming the variables when one is missing. A venue
+        whose credentials are not a key pair (Hyperliquid: a wallet's private key)
+        overrides this; the message must never contain a secret."""
+        key = api_key or os.environ.get(self.key_env)
+        secret = api_secret or os.environ.get(self.secret_env)
+        missing = [n for n, v in ((self.key_env, key), (self.secret_env, secret)) if not v]
+        if missing:
+            raise MissingCredentialsError(
+                f"{self.name} needs API credentials: set {' and '.join(missing)} in the "
+                "environment or pass api_key=/api_secret= (a trade-only key, no withdrawals)"
+            )
+        return str(key), str(secret)
+
+    def ccxt_credentials(self, key: str, secret: str) -> dict[str, Any]:
+        """The ccxt constructor's credential entries (default ``apiKey`` / ``secret``)."""
+        return {"apiKey": key, "secret": secret}
+
+    def exchange_class(self, base: type) -> type:
+        """The ccxt class to instantiate: ``base`` (ccxt.pro's class for :attr:`ccxt_id`),
+        or a venue subclass of it that switches off what ccxt does unasked."""
+        return base
+
     @abstractmethod
     def ccxt_options(self) -> dict[str, Any]:
         """Options for the ccxt instance (market types to load, default type...)."""
@@ -139,10 +166,27 @@ class Venue(ABC):
     def instrument(self, market: dict[str, Any]) -> Asset | None:
         """An :class:`Asset` (tick, lot, min notional) from a ccxt market; None to skip."""
 
+    def market_key(self, market: dict[str, Any]) -> str:
+        """The venue's own name of a market, which its orders and fills carry
+        (default: ccxt's market ``id``, e.g. ``BTCUSDT``)."""
+        return str(market["id"])
+
+    def symbol_key(self, symbol: str) -> str:
+        """A user's symbol (``BTCUSDT`` or ccxt's ``BTC/USDT``) as a :meth:`market_key`."""
+        return symbol.replace("/", "").split(":", 1)[0].upper()
+
+    def check_price(self, asset: Asset, name: str, price: Decimal) -> None:  # noqa: B027
+        """Venue price rules beyond the tick (already checked); raise ``InvalidOrder``."""
+
     # --- orders ---
     @abstractmethod
     def legal_client_id(self, client_id: str) -> bool:
         """True when the venue accepts ``client_id`` as its client order id unchanged."""
+
+    def hash_client_id(self, client_id: str) -> str:
+        """The venue client id sent for an id it would refuse: deterministic, so the
+        same id is found again after a restart (default ``h`` + 31 hex of SHA-256)."""
+        return default_hash(client_id)
 
     @abstractmethod
     def order_args(

@@ -177,10 +177,12 @@ class FakeExchange:
         balances: dict[str, Decimal] | None = None,
         taker_fee: Decimal | None = None,
         leverage: Decimal = Decimal("10"),
+        settle: str = "USDT",
     ) -> None:
         if market_type not in ("spot", "futures"):
             raise ValueError(f"market_type must be 'spot' or 'futures', got {market_type!r}")
         self.market_type = market_type
+        self.settle = settle  # futures: the margin and fee currency (USDT; Hyperliquid USDC)
         self.symbols: dict[str, SymbolSpec] = {s.symbol: SymbolSpec(**s.__dict__) for s in symbols}
         self._assets = {
             s.symbol: Crypto(
@@ -189,7 +191,7 @@ class FakeExchange:
             for s in self.symbols.values()
         }
         if balances is None:
-            balances = {"USDT": Decimal("100000")}
+            balances = {settle: Decimal("100000")}
         self.free: dict[str, Decimal] = dict(balances)
         self.locked: dict[str, Decimal] = {}
         self.taker_fee = (
@@ -496,7 +498,7 @@ class FakeExchange:
         used = sum((o.locked for o in self.orders.values() if o.is_open), _ZERO)
         for amt, entry in self.positions.values():
             used += abs(amt) * entry / self.leverage
-        return self.free.get("USDT", _ZERO) + self._unrealized() - used
+        return self.free.get(self.settle, _ZERO) + self._unrealized() - used
 
     def _unrealized(self) -> Decimal:
         return sum(((self.symbols[s].price - e) * a for s, (a, e) in self.positions.items()), _ZERO)
@@ -533,7 +535,7 @@ class FakeExchange:
                 fee_asset = quote
                 self.free[quote] = self.free.get(quote, _ZERO) + qty * price - fee
         else:
-            fee_asset = "USDT"
+            fee_asset = self.settle
             signed = qty if order.side == "BUY" else -qty
             amt, entry = self.positions.get(spec.symbol, (_ZERO, _ZERO))
             new = amt + signed
@@ -548,7 +550,7 @@ class FakeExchange:
                 self.positions.pop(spec.symbol, None)
             else:
                 self.positions[spec.symbol] = (new, entry)
-            self.free["USDT"] = self.free.get("USDT", _ZERO) + realized - fee
+            self.free[self.settle] = self.free.get(self.settle, _ZERO) + realized - fee
             self._release(order, order.locked * qty / (order.qty - order.executed + qty))
         trade = VenueTrade(
             next(self._trade_ids),
@@ -694,9 +696,9 @@ class FakeExchange:
                     "m": "ORDER",
                     "B": [
                         {
-                            "a": "USDT",
-                            "wb": str(self.free.get("USDT", _ZERO)),
-                            "cw": str(self.free.get("USDT", _ZERO)),
+                            "a": self.settle,
+                            "wb": str(self.free.get(self.settle, _ZERO)),
+                            "cw": str(self.free.get(self.settle, _ZERO)),
                             "bc": "0",
                         }
                     ],
