@@ -13,7 +13,8 @@ aiohttp server, in Hyperliquid's formats:
   ``order`` (limit ``Gtc`` / ``Ioc`` / ``Alo``), ``cancel`` and ``cancelByCloid``. The
   signer is **recovered** from the EIP-712 signature (:mod:`.signing`) for the network
   the fake plays (``testnet=True``: source "b"; ``False``: "a"; ``None``, what ``venue
-  serve`` runs: either, so a rehearsal may sign for either); a signer that is neither the account nor one of its approved API wallets gets ``{"status": "err",
+  serve`` runs: either, so a rehearsal may sign for either); a signer that is neither
+  the account nor one of its approved API wallets gets ``{"status": "err",
   "response": "User or API Wallet 0x... does not exist."}``. Nonces are milliseconds,
   each used once, within (now - 2 days, now + 1 day). Per-order errors come inside an
   ok answer (``statuses: [{"error": "... asset=0"}]``) with Hyperliquid's messages:
