@@ -9,11 +9,15 @@ cancelled, and the venue's usual port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import signal
+from collections.abc import Coroutine
+from typing import Any
 
 import typer
 
-from rustybt.cli.errors import EXIT_USAGE, exit_with, front_door
+from rustybt.cli.errors import EXIT_USAGE, Interrupted, exit_with, front_door
 from rustybt.exceptions import ConfigError
 
 venue_app = typer.Typer(add_completion=False, help="Loopback fake venues for offline rehearsal.")
@@ -64,9 +68,44 @@ def serve(
             extra["market_type"] = market_type
         run = importlib.import_module(module).serve
         try:
-            asyncio.run(run(port, interval=interval, seed=seed, **extra))
+            sig = asyncio.run(_until_signal(run(port, interval=interval, seed=seed, **extra)))
         except OSError as exc:
             raise exit_with(
                 f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; pick another --port",
                 EXIT_USAGE,
             ) from None
+        if sig is signal.SIGINT:
+            raise KeyboardInterrupt
+        if sig is not None:
+            raise Interrupted(sig)
+
+
+async def _until_signal(main: Coroutine[Any, Any, None]) -> signal.Signals | None:
+    """Run ``main`` until it ends or SIGTERM/SIGINT cancels it; the signal, if any.
+
+    The signal is taken on the event loop: an exception raised from a plain signal handler
+    can land inside a socket write of one of the fake's many connections, where asyncio
+    reports and swallows it, and the process would not stop.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(main)
+    got: list[signal.Signals] = []
+
+    def stop(sig: signal.Signals) -> None:
+        got.append(sig)
+        task.cancel()
+
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop, sig)
+            installed.append(sig)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not got:
+            raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return got[0] if got else None

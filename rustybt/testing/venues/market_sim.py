@@ -13,6 +13,11 @@ venue's format, ``close_clean()`` closes with code 1000, ``restart()`` takes the
 down and up again on the same port, ``rest_fail`` makes REST answer 503, and a client
 that does not read fast enough is disconnected as a slow consumer (its send queue is
 bounded). Everything is bounded: history (``history_bars``), queues, and the rate.
+
+A stream can also be *mounted* on a fake trading venue's own aiohttp port
+(:meth:`MarketStreamServer.mount`, used by ``rustybt venue serve binance|bybit``): the
+venue's public stream paths are served there, the simulator runs while the app runs, and
+``on_trade`` / ``on_bar_closed`` let the venue's matching engine follow the same market.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ import socket
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from aiohttp import WSMsgType, web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -130,7 +137,7 @@ class MarketSimulator:
 class Client:
     """One websocket connection to the fake venue."""
 
-    ws: ServerConnection
+    ws: Any  # a websockets ServerConnection, or _AiohttpConn on a mounted stream
     path: str
     subs: set[tuple[str, str]] = field(default_factory=set)  # (channel, venue symbol)
     queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(1_000))
@@ -181,6 +188,10 @@ class MarketStreamServer(ABC):
         self._last_bar: dict[str, int] = {}
         self._since_kline: dict[str, int] = {}
         self.trades_made = 0
+        #: Called with every trade made and every bar that closed (a mounted venue's
+        #: matching engine follows the stream's market through these).
+        self.on_trade: Callable[[Trade], Any] | None = None
+        self.on_bar_closed: Callable[[Kline], Any] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     @property
@@ -197,8 +208,13 @@ class MarketStreamServer(ABC):
         await self._start_ws()
         self._rest = await asyncio.start_server(self._http, "127.0.0.1", self.rest_port)
         self.rest_port = self._rest.sockets[0].getsockname()[1]
-        self._gen = asyncio.get_running_loop().create_task(self._generate())
+        self.start_market()
         return self
+
+    def start_market(self) -> None:
+        """Start making trades (``start`` does; a mounted stream starts with its app)."""
+        if self._gen is None or self._gen.done():
+            self._gen = asyncio.get_running_loop().create_task(self._generate())
 
     async def _start_ws(self) -> None:
         self._server = await serve(
@@ -218,9 +234,9 @@ class MarketStreamServer(ABC):
                 await asyncio.wait_for(self._rest.wait_closed(), 2)
 
     async def _stop_ws(self) -> None:
+        for c in list(self.clients):
+            c.ws.transport.abort()
         if self._server is not None:
-            for c in list(self.clients):
-                c.ws.transport.abort()
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -270,9 +286,11 @@ class MarketStreamServer(ABC):
 
     # --- websocket ----------------------------------------------------------------------------
     async def _handler(self, ws: ServerConnection) -> None:
+        await self._serve(ws, ws.request.path if ws.request is not None else "/")
+
+    async def _serve(self, ws: Any, path: str) -> None:
         self.connections += 1
         conn_no = self.connections
-        path = ws.request.path if ws.request is not None else "/"
         client = Client(ws, path, queue=asyncio.Queue(self.send_queue))
         sock = ws.transport.get_extra_info("socket")
         if sock is not None and self.send_buffer is not None:
@@ -308,7 +326,7 @@ class MarketStreamServer(ABC):
                 await asyncio.sleep(0.02)
             try:
                 await ws.send(frame)
-            except ConnectionClosed:
+            except (ConnectionClosed, ConnectionError, RuntimeError):
                 return
             client.sent += 1
             self.frames_sent += 1
@@ -330,9 +348,12 @@ class MarketStreamServer(ABC):
             next_at += interval
             now_ms = int(time.time() * 1000)
             self._close_bars(now_ms)
+            on_trade = self.on_trade
             for sym in symbols:
                 t = self.sim.trade(sym, now_ms)
                 self.trades_made += 1
+                if on_trade is not None:
+                    on_trade(t)
                 self._broadcast_trade(t)
             delay = next_at - time.monotonic()
             if delay > 0:
@@ -348,6 +369,8 @@ class MarketStreamServer(ABC):
             last = self._last_bar.get(sym)
             if last is not None and last < start and last in book:
                 self._broadcast_kline(book[last], closed=True)
+                if self.on_bar_closed is not None:
+                    self.on_bar_closed(book[last])
             self._last_bar[sym] = start
 
     def _broadcast_trade(self, t: Trade) -> None:
@@ -384,6 +407,58 @@ class MarketStreamServer(ABC):
 
     @abstractmethod
     def rest(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]: ...
+
+    # --- mounted on a fake venue's aiohttp app ---------------------------------------------------
+    def mount(self, app: web.Application, paths: Iterable[str]) -> None:
+        """Serve this stream's websocket at ``paths`` of ``app`` (a fake trading venue's
+        own port); the market runs while the app runs. Call before the app starts."""
+        for path in paths:
+            app.router.add_get(path, self.handle_aiohttp)
+
+        async def started(_app: web.Application) -> None:
+            self.start_market()
+
+        async def shutting_down(_app: web.Application) -> None:
+            # Before aiohttp waits for its handlers: open websockets would hold it up.
+            await self.stop()
+
+        app.on_startup.append(started)
+        app.on_shutdown.append(shutting_down)
+
+    def mount_on_venue(self, fake: Any, paths: Iterable[str]) -> None:
+        """Mount on a fake trading venue (``FakeBinance``, ``FakeBybit``) and make this
+        stream its market: every trade moves the symbol's last price (what a market order
+        fills at) and every closed kline is pushed as the bar resting orders match
+        against, with its own open and close times (what the venue's REST klines serve)."""
+        specs = fake.exchange.symbols
+
+        def on_trade(t: Trade) -> None:
+            spec = specs[t.symbol]
+            spec.price = max(spec.tick_size, t.price - t.price % spec.tick_size)
+
+        def on_bar_closed(k: Kline) -> None:
+            fake.push_bar(
+                k.symbol,
+                k.open,
+                k.high,
+                k.low,
+                k.close,
+                k.volume,
+                start_ms=k.start_ms,
+                end_ms=k.end_ms,
+            )
+
+        self.on_trade = on_trade
+        self.on_bar_closed = on_bar_closed
+        self.mount(fake.app, paths)
+        fake.market_stream = self
+
+    async def handle_aiohttp(self, request: web.Request) -> web.WebSocketResponse:
+        """One websocket connection upgraded by an aiohttp app (see :meth:`mount`)."""
+        ws = web.WebSocketResponse(heartbeat=self.server_ping_interval, max_msg_size=2**20)
+        await ws.prepare(request)
+        await self._serve(_AiohttpConn(ws, request), request.path_qs)
+        return ws
 
     # --- REST over a small HTTP/1.1 server ------------------------------------------------------
     @property
@@ -440,6 +515,30 @@ class MarketStreamServer(ABC):
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+class _AiohttpConn:
+    """An aiohttp websocket through the few calls the fake makes of a ``websockets``
+    connection (send, close, iterate text frames, its transport for faults)."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self._ws = ws
+        self.transport = request.transport
+
+    async def send(self, frame: str) -> None:
+        await self._ws.send_str(frame)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._ws.close(code=code, message=reason.encode())
+
+    async def __aiter__(self) -> Any:
+        async for msg in self._ws:
+            if msg.type is WSMsgType.TEXT:
+                yield msg.data
+            elif msg.type is WSMsgType.BINARY:
+                yield msg.data.decode("utf-8", "replace")
+            else:
+                return
 
 
 async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:

@@ -1,15 +1,21 @@
 """Fake Binance spot market-data stream: ``/ws`` (and ``/stream?streams=``) websocket
 with ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS``, trade and kline events in
 Binance's field layout, ping frames every 20 s, and ``GET /api/v3/klines``.
+
+Standalone (:class:`BinanceMarketStream`, its own ports) or mounted on the fake trading
+venue's port with :func:`attach` (``rustybt venue serve binance``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rustybt.testing.venues.market_sim import Client, Kline, MarketStreamServer, Trade, dec
+
+if TYPE_CHECKING:
+    from rustybt.testing.venues.binance.server import FakeBinance
 
 _STREAMS = {"trade": "trade", "kline_1m": "kline_1m"}
 
@@ -149,3 +155,23 @@ class BinanceMarketStream(MarketStreamServer):
                 ]
             )
         return 200, rows
+
+
+def attach(
+    fake: FakeBinance, *, rate: float = 10.0, bar_seconds: float = 60.0, seed: int = 7
+) -> BinanceMarketStream:
+    """Serve Binance's public market stream on ``fake``'s own port (before it starts).
+
+    ``/ws``, ``/ws/<stream>`` (spot) and ``/stream?streams=`` carry trades and klines of
+    the fake's symbols, starting at their prices. The stream *is* the venue's market: every
+    trade moves the symbol's last price (what a market order fills at) and every closed
+    kline is pushed as the bar resting orders match against, recorded with its own open
+    and close times for ``GET /api/v3/klines`` (the REST backfill after a reconnect).
+    """
+    symbols = {sym: spec.price for sym, spec in fake.exchange.symbols.items()}
+    stream = BinanceMarketStream(symbols, rate=rate, bar_seconds=bar_seconds, seed=seed)
+    paths = ["/ws", "/stream"]
+    if fake.market_type == "spot":
+        paths.append("/ws/{stream}")  # futures: /ws/<listenKey> is the user stream
+    stream.mount_on_venue(fake, paths)
+    return stream

@@ -23,7 +23,8 @@ aiohttp HTTP/WebSocket server, speaking Binance's documented formats:
   (:attr:`FakeBinance.exchange`, :attr:`FakeBinance.faults`).
 
 Market streams (``trade``, ``kline_1m``) belong to ``market_stream.py`` beside this file;
-``serve`` mounts its ``attach(fake)`` when that module is present.
+its ``attach(fake)`` mounts them on this server's port (``serve`` does), so one
+``--venue-url`` reaches trading and market data alike.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class FakeBinance:
         self._walk_task: asyncio.Task[None] | None = None
         self.requests: list[str] = []  # "METHOD path" of every REST request, for tests
         self.bar_listeners: list[Any] = []  # market_stream hook: called with each kline
+        self.market_stream: Any = None  # market_stream.attach(self): the public stream
         self.app = self._build_app()
 
     # --- lifecycle ---
@@ -181,21 +183,29 @@ class FakeBinance:
         low: Decimal | str,
         close: Decimal | str,
         volume: Decimal | str | None = None,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
     ) -> None:
-        """A new one-minute bar: resting orders match against it; klines record it."""
+        """A new one-minute bar: resting orders match against it; klines record it.
+
+        ``start_ms``/``end_ms`` (end exclusive) place it in time; by default it is the
+        minute that just ended."""
         o, h, lo, c = (Decimal(str(x)) for x in (open_, high, low, close))
         vol = Decimal(str(volume)) if volume is not None else None
         self.exchange.push_bar(symbol, o, h, lo, c, vol)
         spec = self.exchange.symbols[symbol]
         now = int(time.time() * 1000)
+        if start_ms is None or end_ms is None:
+            start_ms, end_ms = now - 60_000, now
         kline = [
-            now - 60_000,
+            start_ms,
             _fmt(o),
             _fmt(h),
             _fmt(lo),
             _fmt(c),
             _fmt(vol if vol is not None else spec.liquidity),
-            now - 1,
+            end_ms - 1,
             "0",
             0,
             "0",
@@ -1193,19 +1203,22 @@ async def serve(
     port: int, *, interval: float = 1.0, seed: int = 0, market_type: str = "spot"
 ) -> None:
     """Run a fake Binance on 127.0.0.1:``port`` until cancelled (``rustybt venue serve``):
-    a seeded random walk pushes one 1-minute bar per symbol every ``interval`` seconds."""
+    its public market stream (``/ws``, ``/stream``) makes seeded random-walk trades and
+    closes one kline per symbol every ``interval`` seconds; each closed kline is the bar
+    resting orders match against and what ``/api/v3/klines`` serves."""
     import sys
 
     if market_type not in ("spot", "futures"):
         raise ValueError(f"market_type must be 'spot' or 'futures', got {market_type!r}")
+    from rustybt.testing.venues.binance.market_stream import attach
+
     fake = FakeBinance(market_type, port=port)
-    hook = _market_stream_hook()
-    if hook is not None:
-        hook(fake)
+    # The public market stream on the same port; its closed bars are the venue's bars.
+    attach(fake, bar_seconds=interval, seed=seed)
     await fake.start()
-    fake.start_random_walk(interval, seed)
     print(
-        f"fake Binance {market_type} on {fake.base_url} (ws {fake.ws_url}); key "
+        f"fake Binance {market_type} on {fake.base_url} (ws {fake.ws_url}, market stream "
+        f"{fake.ws_url}/ws, one kline every {interval:g} s); key "
         f"{DEFAULT_API_KEY!r} secret {DEFAULT_API_SECRET!r}; Ctrl-C stops it",
         file=sys.stderr,
         flush=True,
@@ -1214,16 +1227,6 @@ async def serve(
         await asyncio.Event().wait()
     finally:
         await fake.stop()
-
-
-def _market_stream_hook() -> Any:
-    """``market_stream.attach(fake)`` when the streaming fake offers one (else None): the
-    hook for serving Binance's market streams on the same port."""
-    try:
-        from rustybt.testing.venues.binance import market_stream
-    except ImportError:
-        return None
-    return getattr(market_stream, "attach", None)
 
 
 def _strip_signature(raw: str) -> str:

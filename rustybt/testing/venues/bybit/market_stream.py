@@ -1,6 +1,9 @@
 """Fake Bybit v5 public market-data stream: ``/v5/public/spot`` websocket with
 ``op: subscribe`` / ``op: ping``, ``publicTrade.<symbol>`` and ``kline.1.<symbol>``
 pushes in Bybit's layout, and ``GET /v5/market/kline``.
+
+Standalone (:class:`BybitMarketStream`, its own ports) or mounted on the fake trading
+venue's port with :func:`attach` (``rustybt venue serve bybit``).
 """
 
 from __future__ import annotations
@@ -8,9 +11,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rustybt.testing.venues.market_sim import Client, Kline, MarketStreamServer, Trade, dec
+
+if TYPE_CHECKING:
+    from rustybt.testing.venues.bybit.server import FakeBybit
 
 
 def _topic(arg: str) -> tuple[str, str] | None:
@@ -136,3 +142,16 @@ class BybitMarketStream(MarketStreamServer):
             "retExtInfo": {},
             "time": now,
         }
+
+
+def attach(
+    fake: FakeBybit, *, rate: float = 10.0, bar_seconds: float = 60.0, seed: int = 7
+) -> BybitMarketStream:
+    """Serve Bybit's public stream on ``fake``'s own port (before it starts):
+    ``/v5/public/spot`` and ``/v5/public/linear`` carry the fake's symbols; every trade
+    moves the last price and every closed kline is the bar resting orders match against
+    and what ``GET /v5/market/kline`` serves."""
+    symbols = {sym: spec.price for sym, spec in fake.exchange.symbols.items()}
+    stream = BybitMarketStream(symbols, rate=rate, bar_seconds=bar_seconds, seed=seed)
+    stream.mount_on_venue(fake, ["/v5/public/spot", "/v5/public/linear"])
+    return stream

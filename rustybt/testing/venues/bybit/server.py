@@ -129,6 +129,7 @@ class FakeBybit:
         self._walk_task: asyncio.Task[None] | None = None
         self.requests: list[str] = []  # "METHOD path" of every REST request, for tests
         self.ws_ops: list[str] = []  # every private websocket op received, for tests
+        self.market_stream: Any = None  # market_stream.attach(self): the public stream
         self.app = self._build_app()
 
     # --- lifecycle ---
@@ -186,15 +187,19 @@ class FakeBybit:
         low: Decimal | str,
         close: Decimal | str,
         volume: Decimal | str | None = None,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
     ) -> None:
-        """A new one-minute bar: resting orders match against it; klines record it."""
+        """A new one-minute bar: resting orders match against it; klines record it
+        (opening at ``start_ms``; by default the minute that just ended)."""
         o, h, lo, c = (Decimal(str(x)) for x in (open_, high, low, close))
         vol = Decimal(str(volume)) if volume is not None else None
         self.exchange.push_bar(symbol, o, h, lo, c, vol)
         spec = self.exchange.symbols[symbol]
         v = vol if vol is not None else spec.liquidity
         # one row per pushed bar (the fake's minute is as long as its bar interval)
-        start = _now_ms() - 60_000
+        start = _now_ms() - 60_000 if start_ms is None else start_ms
         rows = self._klines[symbol]
         rows.append([str(start), _s(o), _s(h), _s(lo), _s(c), _s(v), _s(v * c)])
         del rows[:-1000]
@@ -576,7 +581,13 @@ class FakeBybit:
             limit = min(1000, int(params.get("limit", 200)))
         except ValueError:
             raise BybitError(10001, "params error: limit invalid") from None
-        rows = list(reversed(self._klines[spec.symbol][-limit:]))  # newest first, as Bybit
+        try:
+            first = int(params.get("start", 0))
+            last = int(params.get("end", 2**62))
+        except ValueError:
+            raise BybitError(10001, "params error: start/end invalid") from None
+        rows = [r for r in self._klines[spec.symbol] if first <= int(r[0]) <= last]
+        rows = list(reversed(rows[-limit:]))  # newest first, as Bybit
         return web.json_response(
             _envelope({"category": params.get("category"), "symbol": spec.symbol, "list": rows})
         )
@@ -935,15 +946,21 @@ class FakeBybit:
 async def serve(
     port: int, *, interval: float = 1.0, seed: int = 0, market_type: str = "linear"
 ) -> None:
-    """Run a fake Bybit on 127.0.0.1:``port`` until cancelled (``rustybt venue serve bybit``)."""
+    """Run a fake Bybit on 127.0.0.1:``port`` until cancelled (``rustybt venue serve bybit``):
+    its public market stream closes one kline per symbol every ``interval`` seconds, the bar
+    resting orders match against and what ``/v5/market/kline`` serves."""
     import sys
+
+    from rustybt.testing.venues.bybit.market_stream import attach
 
     category = market_type
     fake = FakeBybit(category, port=port)
+    # The public market stream on the same port; its closed bars are the venue's bars.
+    attach(fake, bar_seconds=interval, seed=seed)
     await fake.start()
-    fake.start_random_walk(interval, seed)
     print(
-        f"fake Bybit {category} on {fake.base_url} (ws {fake.ws_url}); key "
+        f"fake Bybit {category} on {fake.base_url} (ws {fake.ws_url}, market stream "
+        f"{fake.ws_url}/v5/public/{category}, one kline every {interval:g} s); key "
         f"{DEFAULT_API_KEY!r} secret {DEFAULT_API_SECRET!r}; Ctrl-C stops it",
         file=sys.stderr,
         flush=True,
