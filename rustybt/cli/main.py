@@ -485,10 +485,22 @@ def _attach_stream(engine: Any, opts: dict[str, Any]) -> Any:
     if opts.get("data") == "stream":
         from rustybt.live.streaming.registry import make_stream
 
-        venue = opts.get("venue") or (
-            opts["broker"] if opts.get("broker") in ("binance", "bybit", "hyperliquid") else None
-        )
-        stream = make_stream(venue or "binance", venue_url=opts.get("venue_url"))
+        if opts.get("broker") == "ib":
+            from rustybt.live.streaming.ib import IBRealTimeBarStream
+
+            if opts.get("venue") not in (None, "ib"):
+                raise ConfigError(
+                    f"--broker ib streams TWS's own real-time bars; drop --venue "
+                    f"{opts['venue']} (or trade it with --broker paper --data stream)"
+                )
+            stream = IBRealTimeBarStream(engine.broker)
+        else:
+            venue = opts.get("venue") or (
+                opts["broker"]
+                if opts.get("broker") in ("binance", "bybit", "hyperliquid")
+                else None
+            )
+            stream = make_stream(venue or "binance", venue_url=opts.get("venue_url"))
         engine.add_stream(stream, opts.get("symbols"), bar_interval=opts.get("bar_seconds"))
     return engine
 

@@ -8,7 +8,11 @@ quiet market still gets its bar on time. A trade for a bar already closed is cou
 
 When a venue kline of the asset was received for the bar (the asset has a kline
 subscription), the kline is used: it is the venue's own aggregate, complete even when a
-trade frame was missed. Otherwise the bar is built from the trades.
+trade frame was missed. Otherwise the bar is built from the trades. Klines *shorter* than
+the bar (Interactive Brokers' 5-second real-time bars) are aggregated like trades: open
+of the first, highest high, lowest low, close of the last, summed volume. A bar whose
+first such sub-bar arrived after the bar had begun (we joined mid-bar) is incomplete and
+is not emitted.
 
 Gaps: a stream that drops marks its assets' bars from the one in progress at the drop
 as *tainted*; while the stream is down bar closing is held (the strategy sees no bar
@@ -59,6 +63,14 @@ class _Agg:
             self.low = price
         self.close = price
         self.volume += volume
+
+    def merge(self, k: KlineData) -> None:
+        if k.high > self.high:
+            self.high = k.high
+        if k.low < self.low:
+            self.low = k.low
+        self.close = k.close
+        self.volume += k.volume
 
 
 class BarBuilder:
@@ -114,6 +126,12 @@ class BarBuilder:
         }
         self.close_lag_ns: list[int] = []  # bar end → emitted, bounded ring for benchmarks
         self._lag_i = 0
+        # Sub-bar sources: the last sub-bar start per asset (repeats are dropped), and the
+        # bar of an asset we joined mid-bar (incomplete: not emitted).
+        self._sub_last: dict[Asset, datetime] = {}
+        self._partial: dict[Asset, datetime] = {}
+        self.stats["partial_first_bars"] = 0
+        self.stats["duplicate_sub_bars"] = 0
 
     # --- time ------------------------------------------------------------------------------
     def bar_start(self, dt: datetime) -> datetime:
@@ -161,6 +179,9 @@ class BarBuilder:
         asset = k.asset
         if asset is None:
             return
+        if k.end - k.start < self.interval:
+            self._add_sub_bar(asset, k)
+            return
         b = self.bar_start(k.start)
         if self._next is not None and b < self._next:
             if k.closed:
@@ -172,6 +193,32 @@ class BarBuilder:
         old = book.get(asset)
         if old is None or not old.closed or k.closed:
             book[asset] = k
+
+    def _add_sub_bar(self, asset: Asset, k: KlineData) -> None:
+        """A closed kline shorter than the bar: aggregated into its bar like trades."""
+        last = self._sub_last.get(asset)
+        if last is not None and k.start <= last:
+            self.stats["duplicate_sub_bars"] += 1
+            return
+        self._sub_last[asset] = k.start
+        b = self.bar_start(k.start)
+        nxt = self._next
+        if nxt is None:
+            self._next = b
+        elif b < nxt:
+            self.stats["late_klines"] += 1
+            return
+        if last is None and k.start != b:
+            self._partial[asset] = b  # joined mid-bar: this bar lacks its first sub-bars
+        book = self._trades.get(b)
+        if book is None:
+            book = self._trades[b] = {}
+        agg = book.get(asset)
+        if agg is None:
+            agg = book[asset] = _Agg(k.open, k.volume)
+            agg.high, agg.low, agg.close = k.high, k.low, k.close
+        else:
+            agg.merge(k)
 
     # --- gaps -----------------------------------------------------------------------------
     def stream_down(self, assets: Iterable[Asset], last_event: datetime | None) -> None:
@@ -238,6 +285,16 @@ class BarBuilder:
                 missing.add(a)
             else:
                 klines[a] = fetched
+        if self._partial:
+            for a in [a for a, at in self._partial.items() if at <= b]:
+                if self._partial.pop(a) == b and trades.pop(a, None) is not None:
+                    self.stats["partial_first_bars"] += 1
+                    log.info(
+                        "bar_incomplete_at_start",
+                        asset=a.symbol,
+                        bar=end.isoformat(),
+                        hint="joined mid-bar; the first complete bar is the next one",
+                    )
         bars = []
         for a in sorted(set(trades) | set(klines) | missing):
             if a in missing:
@@ -289,6 +346,9 @@ class BarBuilder:
                 self.stats["backfill_requests"] += 1
                 try:
                     rows = await self.backfill(asset, b, last)
+                except NotImplementedError as exc:
+                    reason = str(exc) or "the stream has no backfill"
+                    break
                 except Exception as exc:
                     reason = f"REST backfill failed: {type(exc).__name__}: {exc}"
                     log.warning("backfill_failed", asset=asset.symbol, attempt=attempt + 1)

@@ -30,7 +30,7 @@ import random
 import time
 import urllib.error
 import urllib.request
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -45,6 +45,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from rustybt.assets import Asset
 from rustybt.exceptions import BrokerConnectionError, ConfigError, MalformedVenueMessage
 from rustybt.live.streaming.models import ConnectionState, KlineData, StreamConfig, TickData
+from rustybt.live.streaming.source import MarketDataStream
 
 log = structlog.get_logger("rustybt.live.streaming")
 
@@ -76,7 +77,7 @@ class _TooManyErrors(Exception):
 Callback = Callable[[Any], Any]
 
 
-class WebSocketStreamAdapter(ABC):
+class WebSocketStreamAdapter(MarketDataStream):
     """A venue's public market-data stream (trades and 1-minute klines)."""
 
     venue: ClassVar[str] = ""

@@ -28,8 +28,9 @@ from rustybt.assets import Asset
 from rustybt.exceptions import ConfigError
 from rustybt.live.events import MarketDataEvent
 from rustybt.live.streaming.bar_builder import BarBuilder
-from rustybt.live.streaming.base import CHANNELS, WebSocketStreamAdapter
+from rustybt.live.streaming.base import CHANNELS
 from rustybt.live.streaming.models import ConnectionState, DataGap, KlineData, TickData
+from rustybt.live.streaming.source import MarketDataStream
 
 log = structlog.get_logger("rustybt.live.streaming")
 
@@ -39,7 +40,7 @@ HOLD_KEY = "market_data_stream"
 class _Stream:
     __slots__ = ("adapter", "assets", "channels", "down_since", "alerted")
 
-    def __init__(self, adapter: WebSocketStreamAdapter, assets: list[Asset], channels: list[str]):
+    def __init__(self, adapter: MarketDataStream, assets: list[Asset], channels: list[str]):
         self.adapter = adapter
         self.assets = assets
         self.channels = channels
@@ -131,10 +132,10 @@ class StreamSupervisor:
     @staticmethod
     def check(adapter: Any, channels: Sequence[str] | str) -> list[str]:
         """``channels`` as a list, after checking the adapter and the channels."""
-        if not isinstance(adapter, WebSocketStreamAdapter):
+        if not isinstance(adapter, MarketDataStream):
             raise ConfigError(
-                f"a stream must be a WebSocketStreamAdapter (e.g. BinanceWebSocketAdapter), "
-                f"got {type(adapter).__name__}"
+                f"a stream must be a rustybt.live.streaming stream (e.g. "
+                f"BinanceWebSocketAdapter, IBRealTimeBarStream), got {type(adapter).__name__}"
             )
         channels = [channels] if isinstance(channels, str) else list(channels)
         for ch in channels:
@@ -146,11 +147,12 @@ class StreamSupervisor:
 
     def add(
         self,
-        adapter: WebSocketStreamAdapter,
+        adapter: MarketDataStream,
         assets: Sequence[Asset],
         channels: Sequence[str] = CHANNELS,
     ) -> None:
         channels = self.check(adapter, channels)
+        adapter.check_interval(self.builder.interval)
         if not assets:
             raise ConfigError("add_stream needs the assets to subscribe, e.g. [symbol('BTCUSDT')]")
         for a in assets:
@@ -161,7 +163,7 @@ class StreamSupervisor:
         for a in assets:
             self._by_asset[a] = s
             adapter.map_asset(adapter.venue_symbol(a), a)
-            if "kline_1m" in channels:
+            if "kline_1m" in channels and adapter.KLINES_ARE_BARS:
                 self.builder.kline_assets.add(a)
         adapter.on_tick = self.on_tick
         adapter.on_kline = self.on_kline
@@ -198,6 +200,8 @@ class StreamSupervisor:
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect and subscribe every stream, then close bars on time."""
+        for s in self.streams:
+            s.adapter.check_interval(self.builder.interval)
         self.started = True
         self._stopping = False
         loop = asyncio.get_running_loop()
@@ -209,7 +213,11 @@ class StreamSupervisor:
                 # Down at start: keep trying in the background; risk stays held meanwhile.
                 log.error("stream_start_failed", venue=s.adapter.venue, error=str(exc))
                 self._tasks.append(loop.create_task(self._retry_start(s)))
-        self.builder.start(self.clock(), [a for s in self.streams for a in s.assets])
+        # The bar joined mid-way is completed by a backfill where the source has one (a
+        # sub-bar source without one drops it instead: see BarBuilder).
+        self.builder.start(
+            self.clock(), [a for s in self.streams if s.adapter.CAN_BACKFILL for a in s.assets]
+        )
         self._tasks.append(loop.create_task(self.builder.run(lambda: self._stopping)))
         self._tasks.append(loop.create_task(self._watch()))
 
@@ -237,7 +245,7 @@ class StreamSupervisor:
             with contextlib.suppress(Exception):
                 await s.adapter.disconnect()
 
-    def _on_state(self, adapter: WebSocketStreamAdapter, state: ConnectionState) -> None:
+    def _on_state(self, adapter: MarketDataStream, state: ConnectionState) -> None:
         if self._stopping:
             return
         for s in self.streams:
@@ -315,6 +323,7 @@ class StreamSupervisor:
                     "failed": s.adapter.failed,
                     "assets": [a.symbol for a in s.assets],
                     **s.adapter.stats,
+                    **s.adapter.status_extra(),
                 }
                 for s in self.streams
             ],

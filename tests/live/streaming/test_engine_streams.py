@@ -270,7 +270,7 @@ def test_add_stream_refuses_bad_arguments_with_what_to_fix():
     engine = _engine(Momentum())
     engine.executor.initialize()
     stream = BinanceWebSocketAdapter(config=StreamConfig())
-    with pytest.raises(ConfigError, match="WebSocketStreamAdapter"):
+    with pytest.raises(ConfigError, match="must be a rustybt.live.streaming stream"):
         engine.add_stream(object(), ["BTCUSDT"])
     with pytest.raises(ConfigError, match="unknown channel 'book'"):
         engine.add_stream(stream, ["BTCUSDT"], ["book"])

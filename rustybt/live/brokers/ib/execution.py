@@ -21,7 +21,10 @@ account values); this module turns it into the engine's contract:
   away are emitted from TWS's execution list, then ``BrokerConnectionEvent(True)``
   makes the engine reconcile.
 * **Market data**: 5-second real-time bars (``reqRealTimeBars``), returned by
-  :meth:`IBBrokerAdapter.get_next_market_data` as :class:`~rustybt.data.bar.Bar`.
+  :meth:`IBBrokerAdapter.get_next_market_data` as :class:`~rustybt.data.bar.Bar` (each
+  its own market event), or, with an engine-owned
+  :class:`~rustybt.live.streaming.ib.IBRealTimeBarStream`, handed to ``bar_listener``
+  and aggregated into the strategy's bars like the crypto streams.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -149,6 +153,11 @@ class IBBrokerAdapter(BrokerAdapter):
         self._exec_sizes: dict[str, tuple[int, Decimal]] = {}
         self._bars: asyncio.Queue[Bar] = asyncio.Queue(maxsize=10_000)
         self._bar_subs: dict[Asset, Any] = {}
+        #: Takes every real-time bar instead of the polling queue (a market-data stream).
+        self.bar_listener: Callable[[Bar], Any] | None = None
+        #: Called with (connected, gave_up) when the TWS connection drops or is back
+        #: (after the bar subscriptions were renewed).
+        self.connection_listeners: list[Callable[[bool, bool], Any]] = []
         self._preload = list(instruments or [])
         self.instruments: dict[str, Asset] = {}
         self.disconnects = 0
@@ -242,6 +251,7 @@ class IBBrokerAdapter(BrokerAdapter):
         self.disconnects += 1
         self._fail_waiters("connection to TWS lost before it answered")
         self._emit(BrokerConnectionEvent(False, "connection to TWS lost"))
+        self._tell_listeners(False, False)
         if self._want_connected and self._reconnect_task is None:
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
 
@@ -264,13 +274,22 @@ class IBBrokerAdapter(BrokerAdapter):
                                 f"gave up reconnecting to TWS after {attempt} attempts",
                             )
                         )
+                        self._tell_listeners(False, True)
                         return
                     delay = min(delay * 2, c.max_reconnect_delay)
                     continue
                 self._emit(BrokerConnectionEvent(True, f"reconnected after {attempt} attempt(s)"))
+                self._tell_listeners(True, False)
                 return
         finally:
             self._reconnect_task = None
+
+    def _tell_listeners(self, connected: bool, gave_up: bool) -> None:
+        for listener in list(self.connection_listeners):
+            try:
+                listener(connected, gave_up)
+            except Exception:  # a listener's bug must not stop the reconnect logic
+                log.exception("ib_connection_listener_failed")
 
     def _fail_waiters(self, why: str) -> None:
         for oid, fut in list(self._ack_waiters.items()):
@@ -794,12 +813,22 @@ class IBBrokerAdapter(BrokerAdapter):
                 ib_decimal(b.close, what="close"),
                 ib_decimal(b.volume, what="volume"),
             )
+            listener = self.bar_listener
+            if listener is not None:
+                listener(bar)
+                return
             if self._bars.full():
                 self._bars.get_nowait()  # keep the newest; the engine is behind
             self._bars.put_nowait(bar)
 
         bars.updateEvent += on_update
         self._bar_subs[asset] = bars
+
+    async def current_time(self) -> datetime:
+        """TWS's clock (``reqCurrentTime``): a round trip on the API socket, whose answer
+        comes after everything TWS sent before it."""
+        ib = self._require()
+        return await asyncio.wait_for(ib.reqCurrentTimeAsync(), self.config.request_timeout)
 
     async def get_next_market_data(self) -> Bar | None:
         """The next 5-second bar TWS sent, or None when there is none yet."""

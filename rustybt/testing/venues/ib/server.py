@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -196,8 +197,14 @@ class FakeTWS:
         low: Decimal | str,
         close: Decimal | str,
         volume: Decimal | str | None = "10000",
+        *,
+        start: int | None = None,
     ) -> None:
-        """A 5-second bar traded on the venue: resting orders match, subscribers get it."""
+        """A 5-second bar traded on the venue: resting orders match, subscribers get it.
+
+        ``start`` (epoch seconds) is the bar's time on the wire (TWS stamps a real-time
+        bar with the start of its period); by default the 5-second period now in progress.
+        """
         ins = self.instrument(symbol)
         o, h, lo, c, v = (Decimal(x) for x in (open, high, low, close, volume or "10000"))
         ins.price = c
@@ -207,7 +214,7 @@ class FakeTWS:
         for oid, sim in list(self._sim_orders.items()):
             if sim.asset is bar.asset:
                 self._match(self.orders[oid], sim, bar)
-        epoch = int(now.timestamp()) // 5 * 5
+        epoch = int(now.timestamp()) // 5 * 5 if start is None else start
         for client in list(self._clients):
             for req_id, con_id in client.bars.items():
                 if con_id == ins.con_id:
@@ -230,14 +237,36 @@ class FakeTWS:
         while bars is None or done < bars:
             await asyncio.sleep(interval)
             for ins in list(self.instruments.values()):
-                tick = ins.min_tick
-                o = ins.price
-                c = max(tick, o + tick * rng.randint(-5, 5))
-                h = max(o, c) + tick * rng.randint(0, 2)
-                lo = max(tick, min(o, c) - tick * rng.randint(0, 2))
-                volume = Decimal(rng.randint(100, 5000)) * ins.size_increment
-                self.push_bar(ins.local_symbol or ins.symbol, o, h, lo, c, volume)
+                self._walk_bar(rng, ins)
             done += 1
+
+    async def run_real_time_bars(
+        self, *, seconds: int = 5, seed: int = 0, bars: int | None = None
+    ) -> None:
+        """Trade every instrument as TWS publishes real-time bars: at each boundary of
+        ``seconds`` on the wall clock, one bar per instrument for the period that just
+        ended, stamped with that period's start (TWS: 5 s; shorter for fast tests).
+
+        Stops after ``bars`` periods (None: until cancelled)."""
+        rng = random.Random(seed)
+        done = 0
+        while bars is None or done < bars:
+            now = time.time()
+            boundary = (int(now) // seconds + 1) * seconds
+            await asyncio.sleep(boundary - now)
+            for ins in list(self.instruments.values()):
+                self._walk_bar(rng, ins, start=boundary - seconds)
+            done += 1
+
+    def _walk_bar(self, rng: random.Random, ins: Instrument, start: int | None = None) -> None:
+        """One seeded random-walk bar: whole-tick moves, at most five either way."""
+        tick = ins.min_tick
+        o = ins.price
+        c = max(tick, o + tick * rng.randint(-5, 5))
+        h = max(o, c) + tick * rng.randint(0, 2)
+        lo = max(tick, min(o, c) - tick * rng.randint(0, 2))
+        volume = Decimal(rng.randint(100, 5000)) * ins.size_increment
+        self.push_bar(ins.local_symbol or ins.symbol, o, h, lo, c, volume, start=start)
 
     # --- connection handling ---------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -678,7 +707,12 @@ class FakeTWS:
 
 
 async def serve(port: int = 7497, *, interval: float = 1.0, seed: int = 0) -> None:
-    """Run a fake TWS on 127.0.0.1:``port`` with a moving market until cancelled."""
+    """Run a fake TWS on 127.0.0.1:``port`` with a moving market until cancelled.
+
+    A whole number of seconds publishes real-time bars as TWS does: one per period of
+    ``interval`` seconds on the wall clock, sent when it ends, stamped with its start
+    (``--interval 5`` is TWS's own bar). A fraction of a second pushes a bar that often,
+    stamped with the 5-second period in progress (a fast market for rehearsals)."""
     fake = FakeTWS(port=port)
     await fake.start()
     print(
@@ -688,6 +722,9 @@ async def serve(port: int = 7497, *, interval: float = 1.0, seed: int = 0) -> No
         flush=True,
     )
     try:
-        await fake.run_market(interval=interval, seed=seed)
+        if interval >= 1 and interval == int(interval):
+            await fake.run_real_time_bars(seconds=int(interval), seed=seed)
+        else:
+            await fake.run_market(interval=interval, seed=seed)
     finally:
         await fake.stop()
