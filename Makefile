@@ -32,7 +32,7 @@ lint: $(STAMP)
 
 # quick (under 20 minutes on 2 cores): ratios table first, 3 runs of every backtest job
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run_all --runs 3 --only backtest,history,live,journal,risk_gate,checkpoint,shadow
+	$(BIN)/python -m benchmarks.run_all --runs 3 --only backtest,history,live,journal,risk_gate,checkpoint,shadow,streaming
 
 # everything: every section (restart, reconcile, soak, venues), 5 runs per backtest job
 bench-full: $(STAMP)

@@ -12,6 +12,11 @@ as the ``streaming`` section. Not part of the test run (a smoke test runs ``quic
 * **Bar close**: the Binance fake with 1-second bars, two assets; for each bar, the time
   from the bar's end (venue time) until its event is handed to the engine, minus the
   configured grace (the wait for late trades): what the timer adds.
+* **IB**: the fake TWS on 127.0.0.1 publishes real-time bars back to back; bars/s that
+  reach the bar builder through ``ib_async`` (decode), the IB adapter (Decimal) and
+  :class:`~rustybt.live.streaming.ib.IBRealTimeBarStream`; and the bar-close delay of
+  two-second bars built from the fake's one-second bars (published at each boundary, as
+  TWS publishes its five-second ones), beyond the grace.
 * **Soak**: one hour of venue time at 1,000 trades/s (3.6 M frames, 60 one-minute bars)
   through adapter → supervisor → bar builder with an injected clock; RSS sampled every
   5 bars; flat = less than 5 MB growth after the first 10 bars.
@@ -154,6 +159,88 @@ async def _bar_close(bars: int) -> dict[str, float]:
     }
 
 
+async def _ib_session(emit: Any, interval: timedelta, grace: timedelta) -> Any:
+    """A fake TWS, an IB adapter connected to it and an IB stream feeding a supervisor."""
+    from rustybt.assets import Equity
+    from rustybt.live.brokers.ib_adapter import IBBrokerAdapter
+    from rustybt.live.streaming.ib import IBRealTimeBarStream
+    from rustybt.live.streaming.models import StreamConfig
+    from rustybt.live.streaming.supervisor import StreamSupervisor
+    from rustybt.testing.venues.ib.server import FakeTWS
+
+    tws = FakeTWS()
+    await tws.start()
+    broker = IBBrokerAdapter(port=tws.port, client_id=31, request_timeout=5)
+    await broker.connect()
+    stream = IBRealTimeBarStream(
+        broker, StreamConfig(heartbeat_interval=1, heartbeat_timeout=30), bar_seconds=1
+    )
+    sup = StreamSupervisor(
+        emit,
+        lambda a, p, dt: None,
+        lambda *a: None,
+        lambda r: None,
+        lambda: None,
+        interval=interval,
+        grace=grace,
+    )
+    sup.add(stream, [Equity("AAPL", exchange="NASDAQ"), Equity("MSFT", exchange="NASDAQ")])
+    await sup.start()
+    return tws, broker, stream, sup
+
+
+async def _ib_rate(n: int) -> float:
+    """Real-time bars/s from the fake TWS's socket into the bar builder."""
+    tws, broker, stream, sup = await _ib_session(
+        lambda ev: None, timedelta(hours=1), timedelta(seconds=1)
+    )
+    try:
+        t0 = int(time.time()) // 3600 * 3600 + 3600  # ahead of the clock: never late
+        base = stream.stats["klines"]
+        t = time.perf_counter()
+        for i in range(n):
+            tws.push_bar("AAPL", "190", "190.5", "189.5", "190.25", "100", start=t0 + i)
+            if i % 200 == 199:
+                await asyncio.sleep(0)  # let the client read what is written
+        while stream.stats["klines"] - base < n:
+            await asyncio.sleep(0.001)
+            if time.perf_counter() - t > 120:
+                raise RuntimeError(f"only {stream.stats['klines'] - base} of {n} bars arrived")
+        return n / (time.perf_counter() - t)
+    finally:
+        await sup.stop()
+        await broker.disconnect()
+        await tws.stop()
+
+
+async def _ib_bar_close(bars: int) -> dict[str, float]:
+    """Bar end → event for 2-second bars built from the fake TWS's 1-second bars."""
+    grace = timedelta(milliseconds=200)
+    lags: list[float] = []
+
+    def emit(ev: Any) -> None:
+        lags.append((datetime.now(UTC) - ev.dt - grace).total_seconds() * 1000)
+
+    tws, broker, stream, sup = await _ib_session(emit, timedelta(seconds=2), grace)
+    market = asyncio.get_running_loop().create_task(tws.run_real_time_bars(seconds=1))
+    try:
+        while len(lags) < bars:
+            await asyncio.sleep(0.05)
+    finally:
+        market.cancel()
+        await sup.stop()
+        await broker.disconnect()
+        await tws.stop()
+    lags.sort()
+    return {
+        "bars": len(lags),
+        "p50_ms": statistics.median(lags),
+        "p99_ms": lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+        "max_ms": lags[-1],
+        "grace_ms": grace.total_seconds() * 1000,
+    }
+
+
 async def _soak(minutes: int, per_second: int) -> dict[str, Any]:
     adapter_cls, fake_cls, symbols = _venues()["binance"]
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -207,8 +294,17 @@ def run(quick: bool = False) -> dict[str, Any]:
             )
         socket_rate = await _socket_rate(1.0 if quick else 3.0)
         bars = await _bar_close(3 if quick else 20)
+        ib_rates = [await _ib_rate(1_000 if quick else 20_000) for _ in range(1 if quick else 3)]
+        ib_bars = await _ib_bar_close(2 if quick else 10)
         soak = await _soak(12 if quick else 60, 100 if quick else 1_000)
-        return {"parse": parse_rows, "socket": socket_rate, "bars": bars, "soak": soak}
+        return {
+            "parse": parse_rows,
+            "socket": socket_rate,
+            "bars": bars,
+            "ib_rate": statistics.median(ib_rates),
+            "ib_bars": ib_bars,
+            "soak": soak,
+        }
 
     with quiet_logs():
         res = asyncio.run(main())
@@ -228,6 +324,17 @@ def run(quick: bool = False) -> dict[str, Any]:
             "measure": f"bar end → event, beyond the {res['bars']['grace_ms']:.0f} ms grace "
             f"({res['bars']['bars']} one-second bars)",
             "value": f"p50 {res['bars']['p50_ms']:.1f} ms, p99 {res['bars']['p99_ms']:.1f} ms",
+        },
+        {
+            "measure": "ib: real-time bars, fake TWS socket → ib_async → adapter → stream → "
+            "bar builder",
+            "value": f"{res['ib_rate']:,.0f} bars/s",
+        },
+        {
+            "measure": f"ib: bar end → event, beyond the {res['ib_bars']['grace_ms']:.0f} ms "
+            f"grace ({res['ib_bars']['bars']} two-second bars of 1-second TWS bars)",
+            "value": f"p50 {res['ib_bars']['p50_ms']:.1f} ms, "
+            f"p99 {res['ib_bars']['p99_ms']:.1f} ms",
         },
         {
             "measure": f"soak: {res['soak']['venue_minutes']} venue minutes, "

@@ -112,4 +112,5 @@ def test_streaming_section_parses_every_venue_and_reports_a_flat_soak() -> None:
     assert all(r["frames/s"] > 0 for r in out["raw"]["parse"])
     assert out["raw"]["bars"]["bars"] >= 3
     assert out["raw"]["soak"]["bars_emitted"] == 12
-    assert len(out["rows"]) == 6 and out["notes"]
+    assert out["raw"]["ib_rate"] > 0 and out["raw"]["ib_bars"]["bars"] >= 2
+    assert len(out["rows"]) == 8 and out["notes"]
