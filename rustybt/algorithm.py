@@ -10,12 +10,14 @@ the ledger, the clock and the data view. That is the whole difference between mo
 Order functions validate and return at once: an order id, or ``None`` when no order was
 placed (zero amount after lot rounding, or a refusal — by the risk gate, the simulated
 account's buying power/short rules, or because the asset has no price yet; the refusal
-is logged, the order is kept as REJECTED with its reason (``get_order``), and the
-strategy keeps running). The value-based functions (``order_value``, ``order_percent``,
-``order_target_value``, ``order_target_percent``) need a price to size the order: before
-the asset's first bar, without a ``limit_price``, they log ``order_not_sized`` and
-return ``None``. Bad parameters raise :class:`~rustybt.exceptions.InvalidOrder`; an
-unknown symbol raises :class:`~rustybt.exceptions.SymbolNotFound`.
+is logged, the order is kept as REJECTED with its reason (the run's orders, the audit
+log live), and the strategy keeps running). One no-price rule for
+every order function: the value-based ones (``order_value``, ``order_percent``,
+``order_target_value``, ``order_target_percent``) cannot size an order before the
+asset's first bar without a ``limit_price``, so the order is kept as REJECTED with
+amount 0 and the reason — identically in backtest and live. Bad parameters raise
+:class:`~rustybt.exceptions.InvalidOrder`; an unknown symbol raises
+:class:`~rustybt.exceptions.SymbolNotFound`.
 
 Numbers at the API: a class-based strategy sees ``Decimal`` (``numbers = "decimal"``); a
 zipline-style script sees floats (``numbers = "float"``, see :mod:`rustybt.boundary`).
@@ -35,8 +37,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import structlog
-
 from rustybt.assets import Asset
 from rustybt.boundary import FloatAccount, FloatBarData, FloatPortfolio, check_numbers
 from rustybt.data.bar_data import BarData
@@ -50,10 +50,10 @@ from rustybt.finance.order import (
     StopOrder,
     TimeInForce,
     to_decimal,
+    validate_order,
 )
 
 _ZERO = Decimal(0)
-_log = structlog.get_logger("rustybt.orders")
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passphrase|private_?key)", re.I)
 _current_algo: contextvars.ContextVar[TradingAlgorithm | None] = contextvars.ContextVar(
     "rustybt_current_algo", default=None
@@ -384,12 +384,61 @@ class TradingAlgorithm:
         :meth:`order`.
         """
         value = to_decimal("value", value)
+        return self._order_value(
+            asset, value, limit_price, stop_price, style, tif, f"order_value({value})"
+        )
+
+    def _order_value(
+        self,
+        asset: Asset,
+        value: Decimal,
+        limit_price: Any,
+        stop_price: Any,
+        style: Any,
+        tif: TimeInForce | str,
+        what: str,
+    ) -> str | None:
+        if value == 0:
+            # Nothing to order needs no price: the documented zero-amount no-op.
+            return self.order(asset, _ZERO, limit_price, stop_price, style, tif)
         price = _limit_or_last(self, asset, limit_price)
         if price is None:
-            return None
+            return self._reject_unsized(asset, limit_price, stop_price, style, tif, what)
         return self.order(
             asset, value / (price * asset.multiplier), limit_price, stop_price, style, tif
         )
+
+    def _reject_unsized(
+        self,
+        asset: Asset,
+        limit_price: Any,
+        stop_price: Any,
+        style: Any,
+        tif: TimeInForce | str,
+        what: str,
+    ) -> str | None:
+        """A value-based order on an asset with no price yet: the one no-price rule of the
+        order path (rejected, reason logged, kept as REJECTED; the strategy carries on)."""
+        if not isinstance(asset, Asset):
+            raise InvalidOrder(
+                f"{what.split('(')[0]}() needs an Asset, got {asset!r}; use "
+                "self.symbol('AAPL') to get one"
+            )
+        order_type, limit, stop = _resolve_style(limit_price, stop_price, style)
+        if self._floats:
+            limit, stop = _to_tick(asset, limit), _to_tick(asset, stop)
+        # Bad prices are bad parameters (InvalidOrder) whether or not there is a price.
+        validate_order(asset, asset.lot_size, order_type, limit, stop)
+        self._rt.blotter.reject_unsized(
+            asset,
+            order_type,
+            limit,
+            stop,
+            TimeInForce(tif) if isinstance(tif, str) else tif,
+            f"no market data for {asset.symbol} yet: {what} cannot be sized before the "
+            "asset's first bar; check data.can_trade(asset) first, or pass a limit_price",
+        )
+        return None
 
     def order_percent(
         self,
@@ -405,13 +454,14 @@ class TradingAlgorithm:
         Other parameters as :meth:`order`.
         """
         percent = to_decimal("percent", percent)
-        return self.order_value(
+        return self._order_value(
             asset,
             self._rt.ledger.portfolio_value * percent,
             limit_price,
             stop_price,
             style,
             tif,
+            f"order_percent({percent})",
         )
 
     def _held_and_pending(self, asset: Asset) -> Decimal:
@@ -453,9 +503,26 @@ class TradingAlgorithm:
         count, as in :meth:`order_target`. Other parameters as :meth:`order`.
         """
         target = to_decimal("target", target)
+        return self._order_target_value(
+            asset, target, limit_price, stop_price, style, tif, f"order_target_value({target})"
+        )
+
+    def _order_target_value(
+        self,
+        asset: Asset,
+        target: Decimal,
+        limit_price: Any,
+        stop_price: Any,
+        style: Any,
+        tif: TimeInForce | str,
+        what: str,
+    ) -> str | None:
+        if target == 0:
+            # Flat needs no price to size: it is order_target(asset, 0).
+            return self.order_target(asset, _ZERO, limit_price, stop_price, style, tif)
         price = _limit_or_last(self, asset, limit_price)
         if price is None:
-            return None
+            return self._reject_unsized(asset, limit_price, stop_price, style, tif, what)
         return self.order_target(
             asset, target / (price * asset.multiplier), limit_price, stop_price, style, tif
         )
@@ -475,13 +542,14 @@ class TradingAlgorithm:
         orders count, as in :meth:`order_target`. Other parameters as :meth:`order`.
         """
         target = to_decimal("target", target)
-        return self.order_target_value(
+        return self._order_target_value(
             asset,
             self._rt.ledger.portfolio_value * target,
             limit_price,
             stop_price,
             style,
             tif,
+            f"order_target_percent({target})",
         )
 
     def cancel_order(self, order_or_id: str | Order) -> None:
@@ -571,22 +639,14 @@ def headless_matplotlib() -> None:
 def _limit_or_last(algo: TradingAlgorithm, asset: Asset, limit: Any) -> Decimal | None:
     """The price that sizes a value order: its limit price if it has one, else the last.
 
-    ``None`` (logged) when there is neither: the asset has had no bar yet.
+    ``None`` when there is neither: the asset has had no bar yet.
     """
     if limit is not None:
         limit = to_decimal("limit_price", limit)
         if limit <= 0:
             raise InvalidOrder(f"limit_price={limit} for {asset.symbol} must be > 0")
         return limit
-    price = algo._rt.last_price(asset)
-    if price is None:
-        _log.warning(
-            "order_not_sized",
-            symbol=asset.symbol,
-            reason=f"no market data for {asset.symbol} yet: a value-based order cannot be "
-            "sized before the asset's first bar; check data.can_trade(asset) first",
-        )
-    return price
+    return algo._rt.last_price(asset)
 
 
 def _arity(fn: Callable[..., Any]) -> int:

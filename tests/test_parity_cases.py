@@ -235,3 +235,81 @@ def test_short_and_buying_power_rules_are_the_same_in_both(tmp_path, allow_short
     assert ("short selling is disabled" in reasons) is (not allow_short)
     assert all(row["cash"] >= 0 for row in backtest.daily)
     _assert_same(backtest, engine)
+
+
+def _late_listing_bundle(tmp_path: Path, name: str = "late") -> None:
+    """ACME trades from the open; NEWCO lists at 15:00 UTC (no bar, no price before)."""
+    lines = ["date,symbol,open,high,low,close,volume"]
+    start = datetime(2024, 1, 3, 14, 31, tzinfo=UTC)
+    for i in range(60):
+        dt = start + timedelta(minutes=i)
+        lines.append(f"{dt:%Y-%m-%d %H:%M:%S},ACME,50.00,50.10,49.90,50.00,10000")
+        if dt >= datetime(2024, 1, 3, 15, 0, tzinfo=UTC):
+            lines.append(f"{dt:%Y-%m-%d %H:%M:%S},NEWCO,20.00,20.10,19.90,20.00,10000")
+    csv = tmp_path / "late.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    ingest(name, [csv], frequency="minute")
+
+
+class ValueOrdersBeforeTheListing(TradingAlgorithm):
+    """Every value-based order function, every bar, on an asset that has no price yet."""
+
+    def initialize(self):
+        self.acme = self.symbol("ACME")
+        self.newco = self.symbol("NEWCO")
+        self.returned = []
+        self.lines_after = 0
+
+    def handle_data(self, context, data):
+        if len(self.returned) < 8:
+            self.returned += [
+                self.order_value(self.newco, 1000),
+                self.order_percent(self.newco, D("0.01")),
+                self.order_target_value(self.newco, 2000),
+                self.order_target_percent(self.newco, D("0.02")),
+            ]
+            self.order_target_percent(self.newco, 0)  # flat needs no price: a no-op
+        self.lines_after += 1  # the rest of handle_data runs
+
+
+def test_value_orders_on_an_asset_with_no_price_are_rejected_orders_in_both(tmp_path):
+    # Before: order_value & co. logged order_not_sized and returned None, leaving no order
+    # behind; now each is a REJECTED order with the reason, in the backtest and in paper.
+    _late_listing_bundle(tmp_path)
+    backtest, engine = _both(
+        ValueOrdersBeforeTheListing, "late", cli_costs=False, end="2024-01-03 14:40"
+    )
+    assert backtest.summary["rejects"] == 8
+    for orders in (backtest.orders, list(engine.order_manager.orders.values())):
+        assert len(orders) == 8
+        assert {o.status.value for o in orders} == {"rejected"}
+        assert all(o.amount == 0 and o.asset.symbol == "NEWCO" for o in orders)
+        reasons = [o.reason for o in orders]
+        assert all("no market data for NEWCO yet" in r for r in reasons)
+        assert "order_value(1000) cannot be sized" in reasons[0]
+        assert "order_percent(0.01) cannot be sized" in reasons[1]
+        assert "order_target_value(2000) cannot be sized" in reasons[2]
+        assert "order_target_percent(0.02) cannot be sized" in reasons[3]
+    assert engine.order_manager.rejected_count == 8
+    assert [o.reason for o in engine.order_manager.orders.values()] == [
+        o.reason for o in backtest.orders
+    ]
+    orders_table = backtest.orders_frame()
+    assert orders_table["status"].to_list() == ["rejected"] * 8
+    assert orders_table["reason"].str.contains("no market data for NEWCO").all()
+    _assert_same(backtest, engine)
+
+
+def test_value_orders_once_the_asset_has_a_price_are_sized_in_both(tmp_path):
+    _late_listing_bundle(tmp_path)
+    backtest, engine = _both(
+        ValueOrdersBeforeTheListing,
+        "late",
+        cli_costs=False,
+        start="2024-01-03 15:05",
+        end="2024-01-03 15:20",
+    )
+    first = backtest.orders[0]
+    assert (first.amount, first.status.value) == (50, "filled")  # 1000 / 20.00
+    assert not any("no market data" in (o.reason or "") for o in backtest.orders)
+    _assert_same(backtest, engine)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -113,7 +114,18 @@ def _write(root: Path, assets, rows) -> PolarsDataPortal:
 
 
 # --- random strategies -----------------------------------------------------------------------
-_OPS = ["market", "limit", "stop", "stop_limit", "target", "target_pct", "target_value", "cancel"]
+_OPS = [
+    "market",
+    "limit",
+    "stop",
+    "stop_limit",
+    "target",
+    "target_pct",
+    "target_value",
+    "value",
+    "percent",
+    "cancel",
+]
 actions = st.tuples(
     st.sampled_from(_OPS),
     st.integers(0, 1),  # asset index (modulo the bundle's assets)
@@ -182,6 +194,13 @@ class RandomStrategy(TradingAlgorithm):
             if op == "target_value":
                 self.order_target_value(asset, amount * 50)
                 continue
+            # Value-based orders on an asset with no price yet are rejected orders in both.
+            if op == "value":
+                self.order_value(asset, amount * 50)
+                continue
+            if op == "percent":
+                self.order_percent(asset, D(size) / 200)
+                continue
             if amount == 0:
                 continue
             price = data.current(asset, "price")
@@ -234,9 +253,20 @@ def _order_rows(orders):
             o.avg_fill_price,
             o.commission,
             o.status.value,
+            _reason(o.reason) if o.status.value == "rejected" else None,
         )
         for o in orders
     ]
+
+
+def _reason(reason):
+    # Why an order was refused must agree: the shared rule's text. (A venue refusal
+    # reaches a live order as "<exception type>: <message>"; cancels are worded by who
+    # cancelled, so only rejects are compared.)
+    return _VENUE_PREFIX.sub("", reason) if reason else reason
+
+
+_VENUE_PREFIX = re.compile(r"^\w+(?:Error|Rejected): ")
 
 
 def run_both(crypto, assets, rows, program, setup):

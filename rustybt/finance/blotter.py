@@ -121,21 +121,48 @@ class Blotter:
                 self.open_count,
                 venue_price=limit_price or stop_price or reference_price,
             )
-        if self.on_risk_decision is not None:
-            self.on_risk_decision(order, reason)
-        self.orders[order.id] = order
         if reason is not None:
-            order.reject(reason)
-            self.rejected_count += 1
-            self.reject_reasons[reject_category(reason)] += 1
-            log.warning("order_rejected", order_id=order.id, symbol=asset.symbol, reason=reason)
-            if self.on_reject is not None:
-                self.on_reject(order, reason)
-            self._retired(order)
-            return order
+            return self._refuse(order, reason)
+        if self.on_risk_decision is not None:
+            self.on_risk_decision(order, None)
+        self.orders[order.id] = order
         self._add_open(order)
         self.submitted_count += 1
         self._send(order)
+        return order
+
+    def reject_unsized(
+        self,
+        asset: Asset,
+        order_type: OrderType,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        tif: TimeInForce,
+        reason: str,
+    ) -> Order:
+        """Record a value-based order that could not be sized (no price yet) as REJECTED.
+
+        Its amount is 0 — it never had one — and ``reason`` says why; it is kept, counted
+        and logged like any refused order, so the strategy (``get_order``), the results
+        and the audit log see it in every mode.
+        """
+        order = Order(
+            self.next_id(), asset, _ZERO, order_type, limit_price, stop_price, tif, self.clock()
+        )
+        return self._refuse(order, reason)
+
+    def _refuse(self, order: Order, reason: str) -> Order:
+        """Keep ``order`` as REJECTED with ``reason``: counted, logged, never sent."""
+        if self.on_risk_decision is not None:
+            self.on_risk_decision(order, reason)
+        self.orders[order.id] = order
+        order.reject(reason)
+        self.rejected_count += 1
+        self.reject_reasons[reject_category(reason)] += 1
+        log.warning("order_rejected", order_id=order.id, symbol=order.asset.symbol, reason=reason)
+        if self.on_reject is not None:
+            self.on_reject(order, reason)
+        self._retired(order)
         return order
 
     def _add_open(self, order: Order) -> None:
