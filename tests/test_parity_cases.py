@@ -25,6 +25,7 @@ from rustybt.live import LiveTradingEngine
 from rustybt.live.brokers.paper_broker import PaperBroker
 from rustybt.live.circuit_breakers import (
     CircuitBreakerManager,
+    DrawdownCircuitBreaker,
     OrderRateCircuitBreaker,
     default_breakers,
 )
@@ -312,4 +313,76 @@ def test_value_orders_once_the_asset_has_a_price_are_sized_in_both(tmp_path):
     first = backtest.orders[0]
     assert (first.amount, first.status.value) == (50, "filled")  # 1000 / 20.00
     assert not any("no market data" in (o.reason or "") for o in backtest.orders)
+    _assert_same(backtest, engine)
+
+
+def _gap_bundle(tmp_path: Path, name: str = "gap") -> None:
+    """ACME at 100, except one bar that gaps down to 80 at the open and closes at 100."""
+    lines = ["date,symbol,open,high,low,close,volume"]
+    start = datetime(2024, 1, 3, 14, 31, tzinfo=UTC)
+    for i in range(12):
+        dt = start + timedelta(minutes=i)
+        bar = "80.00,101.00,80.00,100.00" if i == 3 else "100.00,100.00,100.00,100.00"
+        lines.append(f"{dt:%Y-%m-%d %H:%M:%S},ACME,{bar},1000000")
+    csv = tmp_path / "gap.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    ingest(name, [csv], frequency="minute")
+
+
+class StoppedOutOnAGap(TradingAlgorithm):
+    """Buys 900, then rests two sell stops for a quarter each at 95 and a far limit buy;
+    keeps adding a far limit buy every bar (not once a breaker has tripped)."""
+
+    def initialize(self):
+        self.asset = self.symbol("ACME")
+        self.n = 0
+
+    def handle_data(self, context, data):
+        if self.n == 0:
+            self.order(self.asset, 900)
+        elif self.n == 1:
+            self.order(self.asset, -225, stop_price=D("95"))
+            self.order(self.asset, -225, stop_price=D("95"))
+        if self.n >= 1:
+            self.order(self.asset, 1, limit_price=D("50"))
+        self.n += 1
+
+
+@pytest.mark.parametrize("end", [None, "2024-01-03 14:34"])
+def test_a_drawdown_trip_happens_on_the_same_bar_and_cancels_the_same_orders_in_both(tmp_path, end):
+    # On the gap bar the stops fill at the open (80): right after the first fill the
+    # account is worth 82,000 (the rest marked at the fill price), 18 % below its peak; at
+    # the bar's close (100) it is worth 91,000, 9 % below. Breakers observe the value after
+    # every fill and once per bar in both modes, so a 10 % drawdown breaker trips on the
+    # gap bar in both and cancels the same resting orders. Before, only paper saw the
+    # fill-time value: it tripped there while the backtest never tripped. The second stop
+    # fills on the same bar after the trip; paper used to apply it after marking the bar
+    # (the trip stopped the engine applying the bar's fills), so a run ending on the gap
+    # bar ended at 82,000 in paper and 91,000 in the backtest (end="...14:34").
+    _gap_bundle(tmp_path)
+    made = []
+
+    def breakers():
+        manager = CircuitBreakerManager()
+        manager.add_breaker(DrawdownCircuitBreaker(D("0.10")))
+        made.append(manager)
+        return manager
+
+    backtest, engine = _both(StoppedOutOnAGap, "gap", breakers=breakers, cli_costs=False, end=end)
+    gap_bar = datetime(2024, 1, 3, 14, 34, tzinfo=UTC)
+    (bt_drawdown,) = made[0].breakers
+    (live_drawdown,) = engine.circuit_breakers.breakers
+    assert bt_drawdown.is_tripped and live_drawdown.is_tripped
+    assert bt_drawdown.tripped_at == live_drawdown.tripped_at == gap_bar
+    cancelled = [o.id.rsplit("-", 1)[1] for o in backtest.orders if o.status.value == "cancelled"]
+    assert cancelled == ["4", "5"]  # the far limit buys resting at the trip
+    assert [o.status.value for o in backtest.orders[:3]] == ["filled"] * 3
+    assert all("circuit breaker tripped" in o.reason for o in backtest.orders[3:])
+    live_orders = list(engine.order_manager.orders.values())
+    assert [o.id.rsplit("-", 1)[1] for o in live_orders if o.status.value == "cancelled"] == (
+        cancelled
+    )
+    # After the trip the strategy is halted in both: no more orders.
+    assert len(backtest.orders) == len(live_orders) == 5
+    assert backtest.daily[-1]["portfolio_value"] == D("91000")
     _assert_same(backtest, engine)

@@ -6,7 +6,9 @@ backtest and paper agree): the shared per-bar step
 marks positions; breakers observe the portfolio value; on the first bar of a session
 ``before_trading_start`` runs; scheduled functions that are due run; then ``handle_data``
 runs once for all assets. An order placed at bar t — from any of the three — therefore
-fills no earlier than bar t+1. A breaker trip cancels every pending order.
+fills no earlier than bar t+1. Breakers also observe the value after every fill (the
+kernel's rule); a breaker trip cancels every pending order (after the bar is matched when
+it trips on a fill) and no strategy code runs while it is tripped.
 
 The clock is the union of the bar timestamps of the assets the strategy looked up in
 ``initialize``, or of the bundle's equities when it looked up none, or what
@@ -177,6 +179,12 @@ class _BacktestBlotter(Blotter):
         # as a venue confirms a cancel after the request (the paper venue's cancel event
         # reaches the strategy then too). Until then the order counts as open.
         self.cancelling: list[tuple[Order, str]] = []
+        # True while step_bar matches a bar. A breaker that trips then (on a fill, or a
+        # fill-time reject) cancels once the bar is matched: a venue has matched the whole
+        # bar by the time a live engine hears of the first fill, so that is when its
+        # cancels can land (the live engine's order, see tests/test_parity_cases.py).
+        self.stepping = False
+        self.trip_reason: str | None = None
 
     def _request_cancel(self, order: Order, reason: str) -> None:
         self.cancelling.append((order, reason))
@@ -190,6 +198,21 @@ class _BacktestBlotter(Blotter):
         """Cancel every open order at once (a breaker trip: no strategy code runs between)."""
         for order in list(self.iter_open_orders()):
             self.mark_cancelled(order, reason)
+
+    def on_trip(self, reason: str) -> None:
+        """A breaker tripped: cancel every pending order, after the bar being matched."""
+        if self.stepping:
+            if self.trip_reason is None:
+                self.trip_reason = reason
+        else:
+            self.cancel_now(reason)
+
+    def end_step(self) -> None:
+        self.stepping = False
+        reason = self.trip_reason
+        if reason is not None:
+            self.trip_reason = None
+            self.cancel_now(reason)
 
     # --- the venue's submit-time account rules (the paper venue applies the same) -------
     def _send(self, order: Order) -> None:
@@ -231,6 +254,11 @@ class _BacktestBlotter(Blotter):
 
     def settle_fill(self, order: Order, fill: Fill, dt: datetime) -> None:
         self.apply_fill(order, fill.amount, fill.price, fill.commission, dt)
+        breakers = self.breakers
+        if breakers is not None:
+            # Breakers observe the value after every fill (step_bar's rule; the live
+            # engine's _on_fill does the same), not only once per bar.
+            breakers.on_portfolio_value(self.ledger.portfolio_value, dt)
         self.transactions.append(
             {
                 "dt": dt,
@@ -255,7 +283,7 @@ def _cancel_on_trip(blotter: _BacktestBlotter) -> Callable[[Any, str], None]:
     def listener(breaker: Any, event: str) -> None:
         if event == "tripped":
             reason = breaker.get_trip_reason() or "tripped"
-            blotter.cancel_now("circuit breaker tripped: " + reason)
+            blotter.on_trip("circuit breaker tripped: " + reason)
 
     return listener
 
@@ -489,7 +517,9 @@ class _Loop:
             # 1-2. the shared per-bar step: match resting orders, settle fills, mark
             if blotter.cancelling:
                 blotter.confirm_cancels()
+            blotter.stepping = True
             step_bar(blotter, sim, rules, dt, bar_of, price_of)
+            blotter.end_step()
             # 3. breakers observe the portfolio value (flat or not: a loss realised into
             # cash must reach them too)
             if breakers is not None:

@@ -38,6 +38,14 @@ Per call, in this order:
 
 An order placed after ``step_bar`` returned for bar *t* is matched first at bar *t+1*:
 that is the no-look-ahead rule, and the reason callers run the strategy after the step.
+
+**Circuit breakers** see the account's portfolio value at the same points in every mode:
+after each settled fill (the backtest account's ``settle_fill``; live, the engine's
+``_on_fill`` as each fill event is applied) and once per bar after the marks (the
+backtest runner and the engine's ``_on_market_data``, after this step). A breaker that
+trips during the step cancels the pending orders only once the whole bar is matched: a
+live engine hears of a fill after the venue has matched the bar, so that is where its
+cancel lands.
 """
 
 from __future__ import annotations

@@ -1475,16 +1475,27 @@ class LiveTradingEngine:
         self.circuit_breakers.on_portfolio_value(self.ledger.portfolio_value, dt)
 
     def _apply_urgent(self, below: int) -> None:
-        """Handle queued events that outrank priority ``below``, most urgent first."""
+        """Handle queued events that outrank priority ``below``, most urgent first.
+
+        An event only an async handler takes (a breaker trip, queued by a fill of this
+        bar) waits for the main loop; the bar's other fills are applied first, so the
+        ledger holds the whole bar before it is marked, as the backtest's does.
+        """
         q = self.event_queue
+        later = None
         while True:
             urgent = q.pop_before(below)
             if urgent is None:
-                return
+                break
             self.stats["events_processed"] += 1
             if not self._dispatcher.dispatch_sync(urgent):
-                q.put_nowait(urgent)
-                return
+                if later is None:
+                    later = [urgent]
+                else:
+                    later.append(urgent)
+        if later is not None:
+            for ev in later:
+                q.put_nowait(ev)
 
     def _track_value(self, pv: Decimal, dt: datetime) -> None:
         if pv > self._peak_value:
