@@ -26,9 +26,11 @@ from rustybt.live.brokers.paper_broker import PaperBroker
 from rustybt.live.circuit_breakers import (
     CircuitBreakerManager,
     DrawdownCircuitBreaker,
+    ErrorRateCircuitBreaker,
     OrderRateCircuitBreaker,
     default_breakers,
 )
+from rustybt.scheduling import date_rules, time_rules
 
 D = Decimal
 
@@ -130,12 +132,20 @@ class HalfIn(TradingAlgorithm):
         self.order_target_percent(self.asset, D("0.5"))
 
 
-def test_reviewer_case_one_symbol_ingested_bundle_target_percent_every_bar(tmp_path):
+@pytest.mark.parametrize(
+    "cli_costs, allow_short", [(True, False), (False, True)], ids=["cli_defaults", "no_cap_short"]
+)
+def test_reviewer_case_one_symbol_ingested_bundle_target_percent_every_bar(
+    tmp_path, cli_costs, allow_short
+):
     # The reviewer's report: 294 orders / 100,884.16 in `rustybt run` vs 308 / 100,882.78
-    # in `rustybt live`. Same CLI defaults (costs, volume cap, no shorting, default
-    # breakers), same answer.
+    # in `rustybt live` with the CLI defaults (costs, volume cap, no shorting, default
+    # breakers); still 295 vs 306 with the volume cap off and shorting allowed. Same
+    # settings, same answer, both ways.
     _one_symbol_bundle(tmp_path)
-    backtest, engine = _both(HalfIn, "mine", breakers=default_breakers)
+    backtest, engine = _both(
+        HalfIn, "mine", breakers=default_breakers, cli_costs=cli_costs, allow_short=allow_short
+    )
     assert len(backtest.orders) > 50
     assert len(engine.order_manager.orders) == len(backtest.orders)
     assert engine.ledger.portfolio_value == backtest.daily[-1]["portfolio_value"]
@@ -259,7 +269,6 @@ class ValueOrdersBeforeTheListing(TradingAlgorithm):
         self.acme = self.symbol("ACME")
         self.newco = self.symbol("NEWCO")
         self.returned = []
-        self.lines_after = 0
 
     def handle_data(self, context, data):
         if len(self.returned) < 8:
@@ -270,7 +279,7 @@ class ValueOrdersBeforeTheListing(TradingAlgorithm):
                 self.order_target_percent(self.newco, D("0.02")),
             ]
             self.order_target_percent(self.newco, 0)  # flat needs no price: a no-op
-        self.lines_after += 1  # the rest of handle_data runs
+            self.order(self.acme, 1)  # the rest of handle_data runs
 
 
 def test_value_orders_on_an_asset_with_no_price_are_rejected_orders_in_both(tmp_path):
@@ -281,10 +290,13 @@ def test_value_orders_on_an_asset_with_no_price_are_rejected_orders_in_both(tmp_
         ValueOrdersBeforeTheListing, "late", cli_costs=False, end="2024-01-03 14:40"
     )
     assert backtest.summary["rejects"] == 8
-    for orders in (backtest.orders, list(engine.order_manager.orders.values())):
+    for every in (backtest.orders, list(engine.order_manager.orders.values())):
+        orders = [o for o in every if o.asset.symbol == "NEWCO"]
         assert len(orders) == 8
         assert {o.status.value for o in orders} == {"rejected"}
-        assert all(o.amount == 0 and o.asset.symbol == "NEWCO" for o in orders)
+        assert all(o.amount == 0 for o in orders)
+        # ... and the line after them ran each time: ACME orders, filled
+        assert [o.status.value for o in every if o.asset.symbol == "ACME"] == ["filled"] * 2
         reasons = [o.reason for o in orders]
         assert all("no market data for NEWCO yet" in r for r in reasons)
         assert "order_value(1000) cannot be sized" in reasons[0]
@@ -295,9 +307,11 @@ def test_value_orders_on_an_asset_with_no_price_are_rejected_orders_in_both(tmp_
     assert [o.reason for o in engine.order_manager.orders.values()] == [
         o.reason for o in backtest.orders
     ]
-    orders_table = backtest.orders_frame()
-    assert orders_table["status"].to_list() == ["rejected"] * 8
-    assert orders_table["reason"].str.contains("no market data for NEWCO").all()
+    table = backtest.orders_frame()
+    newco = table.filter(table["symbol"] == "NEWCO")
+    assert newco["status"].to_list() == ["rejected"] * 8
+    assert newco["amount"].to_list() == ["0"] * 8
+    assert newco["reason"].str.contains("no market data for NEWCO").all()
     _assert_same(backtest, engine)
 
 
@@ -385,4 +399,116 @@ def test_a_drawdown_trip_happens_on_the_same_bar_and_cancels_the_same_orders_in_
     # After the trip the strategy is halted in both: no more orders.
     assert len(backtest.orders) == len(live_orders) == 5
     assert backtest.daily[-1]["portfolio_value"] == D("91000")
+    _assert_same(backtest, engine)
+
+
+def _multi_asset_bundle(tmp_path: Path, name: str = "multi") -> None:
+    """Three symbols over two NYSE sessions of minute bars: quiet minutes, zero-volume
+    bars, a gap at the second open, and one symbol (NEWCO) listing mid-morning."""
+    rng = random.Random(11)
+    lines = ["date,symbol,open,high,low,close,volume"]
+    prices = {"ACME": D("50.00"), "BOLT": D("120.00"), "NEWCO": D("20.00")}
+    for day in (datetime(2024, 1, 3, 14, 31, tzinfo=UTC), datetime(2024, 1, 4, 14, 31, tzinfo=UTC)):
+        for i in range(120):
+            dt = day + timedelta(minutes=i)
+            for symbol, price in prices.items():
+                if symbol == "NEWCO" and dt < datetime(2024, 1, 3, 15, 10, tzinfo=UTC):
+                    continue  # not listed yet
+                if rng.random() < 0.08:
+                    continue  # no trade that minute
+                gap = D("0.03") if i == 0 and day.day == 4 else D(0)
+                opened = (price * (1 + gap)).quantize(D("0.01"))
+                close = max(opened + D(rng.randint(-15, 15)) / 100, D("1.00"))
+                high = max(opened, close) + D(rng.randint(0, 8)) / 100
+                low = min(opened, close) - D(rng.randint(0, 8)) / 100
+                volume = rng.choice([0, 400, 3_000, 30_000])
+                lines.append(
+                    f"{dt:%Y-%m-%d %H:%M:%S},{symbol},{opened},{high},{low},{close},{volume}"
+                )
+                prices[symbol] = close
+    csv = tmp_path / "multi.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    ingest(name, [csv], frequency="minute")
+
+
+class Rotation(TradingAlgorithm):
+    """A realistic multi-asset strategy: a morning rebalance (scheduled), an opening order
+    from before_trading_start, momentum-driven target weights, protective stops and
+    resting limits, cancels — on assets that list late and skip minutes."""
+
+    def initialize(self):
+        self.assets = self.symbols("ACME", "BOLT", "NEWCO")
+        self.n = 0
+        self.schedule_function(
+            self.rebalance, date_rules.every_day(), time_rules.market_open(minutes=20)
+        )
+
+    def before_trading_start(self, context, data):
+        self.order(self.assets[0], 10)
+
+    def rebalance(self, context, data):
+        for asset in self.assets:
+            self.order_target_percent(asset, D("0.25"))
+
+    def handle_data(self, context, data):
+        self.n += 1
+        for k, asset in enumerate(self.assets):
+            if (self.n + k) % 9:
+                continue
+            price = data.current(asset, "price")
+            weight = D("0.4") if (self.n // 9) % 2 else D("0.1")
+            self.order_target_percent(asset, weight)
+            if price is None:
+                continue
+            held = self.portfolio.positions[asset].amount
+            if held > 0:
+                self.order(
+                    asset, -max(held // 4, 1), stop_price=(price * D("0.995")).quantize(D("0.01"))
+                )
+            self.order(asset, 5, limit_price=(price * D("0.99")).quantize(D("0.01")))
+        if self.n % 13 == 0:
+            for orders in self.get_open_orders().values():
+                self.cancel_order(orders[0])
+
+
+def test_realistic_multi_asset_strategy_places_the_same_orders_in_both(tmp_path):
+    # The issue's combined case (156 orders in the backtest vs 108 in paper): scheduled
+    # rebalances, before_trading_start orders, value orders on a symbol not listed yet,
+    # stops through a gap, buying power and the default breakers, with the CLI's costs.
+    _multi_asset_bundle(tmp_path)
+    backtest, engine = _both(Rotation, "multi", breakers=default_breakers)
+    assert len(backtest.orders) > 60
+    statuses = {o.status.value for o in backtest.orders}
+    assert {"filled", "cancelled", "rejected"} <= statuses
+    _assert_same(backtest, engine)
+
+
+class RefusedSells(TradingAlgorithm):
+    """Every bar: a sell the cash account refuses (nothing held), then a small buy."""
+
+    def initialize(self):
+        self.asset = self.symbol("ACME")
+
+    def handle_data(self, context, data):
+        self.order(self.asset, -1)
+        self.order(self.asset, 1, limit_price=D("1.00"))
+
+
+def test_the_error_rate_breaker_counts_successes_in_the_backtest_as_in_paper(tmp_path):
+    # Each bar has a refusal (an error) and an accepted order and a strategy call that
+    # returned (successes): never 10 errors in a row. The backtest used to count only the
+    # errors and tripped after 10 bars; paper never tripped.
+    _gap_bundle(tmp_path)
+    made = []
+
+    def breakers():
+        manager = CircuitBreakerManager()
+        manager.add_breaker(ErrorRateCircuitBreaker(max_errors=1000, max_consecutive=10))
+        made.append(manager)
+        return manager
+
+    backtest, engine = _both(RefusedSells, "gap", breakers=breakers, cli_costs=False)
+    assert not made[0].breakers[0].is_tripped
+    assert not engine.circuit_breakers.breakers[0].is_tripped
+    assert [o.status.value for o in backtest.orders].count("rejected") == 12
     _assert_same(backtest, engine)

@@ -234,6 +234,10 @@ class _BacktestBlotter(Blotter):
                 self._venue_reject(order, reason)
                 return
         order.transition(OrderStatus.SUBMITTED)
+        breakers = self.breakers
+        if breakers is not None:
+            # The venue took it: a success for the error-rate breaker, as live.
+            breakers.on_success(self.clock())
 
     def _venue_reject(self, order: Order, reason: str) -> None:
         log.warning("order_rejected", order_id=order.id, symbol=order.asset.symbol, reason=reason)
@@ -528,16 +532,26 @@ class _Loop:
             # the next bar, like handle_data's: no look-ahead)
             # While a breaker is tripped no strategy code runs, as live (the engine's
             # _strategy_may_run): orders it would place are not even attempted.
+            # A strategy call that returns is a success for the error-rate breaker's
+            # consecutive-failures rule, as live (the engine's executor); one that
+            # raises ends the backtest.
             if new_session and (breakers is None or breakers.can_trade()):
                 algo._run_before_trading_start(data)
+                if breakers is not None:
+                    breakers.on_success(dt)
             now_ns = clock_ns[i]
             while sched_i < sched_n and schedule[sched_i][0] <= now_ns:
                 if breakers is None or breakers.can_trade():
                     algo._call(schedule[sched_i][1], algo, data)
+                    if breakers is not None:
+                        breakers.on_success(dt)
                 sched_i += 1
             # 5. the strategy
-            if breakers is None or breakers.can_trade():
+            if breakers is None:
                 algo._run_handle_data(data)
+            elif breakers.can_trade():
+                algo._run_handle_data(data)
+                breakers.on_success(dt)
             if progress is not None and (i & 1023) == 0:
                 progress.update(i)
         if blotter.cancelling:

@@ -470,7 +470,10 @@ class Order:
 
     @property
     def side(self) -> str:
-        return "buy" if self.amount > 0 else "sell"
+        """``"buy"``, ``"sell"``, or ``"unsized"`` for a value order rejected before it
+        could be sized (amount 0: the asset had no price)."""
+        amount = self.amount
+        return "buy" if amount > 0 else "sell" if amount < 0 else "unsized"
 
     def __repr__(self) -> str:
         price = ""
