@@ -111,7 +111,10 @@ class TradingAlgorithm:
 
     @property
     def _floats(self) -> bool:
-        return check_numbers(self.numbers) == "float"
+        numbers = self.numbers
+        if numbers == "decimal":  # checked on every order: skip the validation
+            return False
+        return check_numbers(numbers) == "float"
 
     def _view(self, data: Any) -> Any:
         """``data`` as this strategy sees it (a float view in float mode)."""

@@ -185,6 +185,8 @@ class _BacktestBlotter(Blotter):
         # cancels can land (the live engine's order, see tests/test_parity_cases.py).
         self.stepping = False
         self.trip_reason: str | None = None
+        #: The book step_bar matches (SimulatedAccount.resting): the open orders, by asset.
+        self.resting: dict[Asset, list[Order]] = self._open
 
     def _request_cancel(self, order: Order, reason: str) -> None:
         self.cancelling.append((order, reason))
@@ -248,10 +250,6 @@ class _BacktestBlotter(Blotter):
             breakers.on_error(self.clock())
 
     # --- SimulatedAccount ----------------------------------------------------------------
-    @property
-    def resting(self) -> dict[Asset, list[Order]]:
-        return self._open
-
     # Always eligible: the runner matches an order only on bars after the one it was
     # placed on (step_bar skips the check when this is None).
     eligible = None
@@ -521,12 +519,14 @@ class _Loop:
             # 1-2. the shared per-bar step: match resting orders, settle fills, mark
             if blotter.cancelling:
                 blotter.confirm_cancels()
-            blotter.stepping = True
-            step_bar(blotter, sim, rules, dt, bar_of, price_of)
-            blotter.end_step()
-            # 3. breakers observe the portfolio value (flat or not: a loss realised into
-            # cash must reach them too)
-            if breakers is not None:
+            if breakers is None:
+                step_bar(blotter, sim, rules, dt, bar_of, price_of)
+            else:
+                blotter.stepping = True
+                step_bar(blotter, sim, rules, dt, bar_of, price_of)
+                blotter.end_step()
+                # 3. breakers observe the portfolio value (flat or not: a loss realised
+                # into cash must reach them too)
                 breakers.on_portfolio_value(ledger.portfolio_value, dt)
             # 4. session start, then scheduled functions (orders they place rest until
             # the next bar, like handle_data's: no look-ahead)

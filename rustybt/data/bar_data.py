@@ -227,6 +227,14 @@ class BacktestBarData(BarData):
     def current(self, assets: Any, fields: Any) -> Any:
         # The hot path of every strategy: one asset, one field. Skip the generic handling.
         if fields.__class__ is str and assets.__class__ in _ASSET_CLASSES and fields in _FIELD_SET:
+            # _current inlined for its commonest fields: one call per lookup, not two.
+            cur = self._cursors.get(assets) or self.cursor(assets)
+            if fields == "price":
+                r = cur.ffill_rows[self.index]
+                return cur.bars.close[r] if r >= 0 else None
+            if fields == "close":
+                r = cur.exact_rows[self.index]
+                return cur.bars.close[r] if r >= 0 else None
             return self._current(assets, fields)
         return super().current(assets, fields)
 

@@ -109,13 +109,16 @@ class Blotter:
             )
         else:
             ledger = self.ledger
-            reason = self.risk_gate.check(
+            gate = self.risk_gate
+            reason = gate.check(
                 asset,
                 amount,
                 price,
                 ledger.positions,
                 self.iter_open_orders(),
-                ledger.portfolio_value,
+                # Only position limits read the portfolio value: not summed per order
+                # without them (the backtest's common case).
+                ledger.portfolio_value if gate.limits is not None else _ZERO,
                 order.created_dt,
                 self.open_book,
                 self.open_count,

@@ -116,7 +116,6 @@ def step_bar(
     """
     resting = account.resting
     if resting:
-        ledger = account.ledger
         for asset in list(resting):
             book = resting.get(asset)
             if not book:
@@ -125,14 +124,10 @@ def step_bar(
             if bar is None:
                 continue
             for order in list(book):
-                _match(account, simulator, rules, ledger, order, bar)
-    positions = account.ledger.positions
-    if positions:
-        update = account.ledger.update_price
-        for asset in positions:
-            price = price_of(asset)
-            if price is not None:
-                update(asset, price)
+                _match(account, simulator, rules, account.ledger, order, bar)
+    ledger = account.ledger
+    if ledger.positions:
+        ledger.mark_all(price_of)
     if due is not None:
         due(dt)
 

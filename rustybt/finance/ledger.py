@@ -303,6 +303,21 @@ class Ledger:
             if listener is not None:
                 listener(asset, old, price)
 
+    def mark_all(self, price_of: Callable[[Asset], Decimal | None]) -> None:
+        """Mark every position at ``price_of(asset)`` (kept when it is ``None``): what
+        :meth:`update_price` does for each, in one pass (the per-bar step calls this)."""
+        listener = self.mark_listener
+        for asset, pos in self.positions.items():
+            price = price_of(asset)
+            old = pos.last_price
+            if price is None or price is old:
+                continue  # no price, or the same close as before: nothing moves
+            if type(price) is not Decimal or not price.is_finite() or price <= 0:
+                price = _check_price("mark price", price, asset)
+            pos.last_price = price
+            if listener is not None:
+                listener(asset, old, price)
+
     # --- state replacement ---------------------------------------------------------
     def set_state(
         self,

@@ -159,6 +159,31 @@ def test_update_price_marks_positions_and_ignores_assets_not_held():
     assert led.portfolio_value == D(1006)
 
 
+def test_mark_all_marks_every_position_like_update_price_and_keeps_those_without_a_price():
+    led = Ledger(D("1000"))
+    led.apply_fill(AAPL, D(3), D(10))
+    led.apply_fill(MSFT, D(2), D(20))
+    seen = []
+    led.mark_listener = lambda asset, old, new: seen.append((asset.symbol, old, new))
+    led.mark_all({AAPL: D(12)}.get)  # no price for MSFT: kept at its last mark
+    assert led.positions[AAPL].last_price == D(12)
+    assert led.positions[MSFT].last_price == D(20)
+    assert seen == [("AAPL", D(10), D(12))]
+    same = led.positions[AAPL].last_price
+    led.mark_all({AAPL: same, MSFT: D(21)}.get)  # the same close again: nothing moves
+    assert seen[1:] == [("MSFT", D(20), D(21))]
+    assert led.portfolio_value == D(1000) - D(70) + D(36) + D(42)
+
+
+@pytest.mark.parametrize("bad", [D(0), D(-1), D("NaN"), D("Infinity"), "abc"])
+def test_mark_all_rejects_bad_marks_like_update_price(bad):
+    led = Ledger(D("1000"))
+    led.apply_fill(AAPL, D(3), D(10))
+    with pytest.raises(InvalidOrder):
+        led.mark_all({AAPL: bad}.get)
+    assert led.positions[AAPL].last_price == D(10)
+
+
 @pytest.mark.parametrize("bad", [D(0), D(-1), D("NaN"), D("Infinity"), "abc"])
 def test_update_price_rejects_bad_marks_for_held_assets(bad):
     led = Ledger(D("1000"))
