@@ -4,12 +4,13 @@
 
 Each round runs, alternately, one subprocess per tree (``PYTHONPATH`` = that tree) that
 times ``run_algorithm`` of the SMA-cross job (``benchmarks/rustybt_job.py``) ``--runs``
-times after a warm-up, measuring *process CPU time* (``time.process_time``), which a loaded
-machine disturbs far less than wall time. Needs the harness's data and bundle first
+times after a warm-up (a ``gc.collect()`` before each, so no run inherits another's
+garbage), measuring *process CPU time* (``time.process_time``), which a loaded machine
+disturbs far less than wall time. Needs the harness's data and bundle first
 (``python -m benchmarks.run_all --only backtest --jobs rustybt`` creates them under
-``--bench-dir``). Prints every run and the minimum per tree; results go in
-``benchmarks/recorded.md`` by hand (they need two checkouts, so ``make bench`` cannot
-regenerate them).
+``--bench-dir``). Prints every run, the minimum, median and maximum per tree and the
+load average; results go in ``benchmarks/recorded.md`` by hand (they need two checkouts,
+so ``make bench`` cannot regenerate them).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import sys
 from pathlib import Path
 
 _CHILD = """
-import json, sys, time
+import gc, json, sys, time
 sys.path.insert(0, "benchmarks"); sys.path.insert(0, "benchmarks/peers")
 import rustybt_job
 data, bundle, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rustybt_job.run(data, bundle)  # warm-up: imports, bundle load
 out = []
 for _ in range(runs):
+    gc.collect()  # every run starts with the same garbage-collector state
     t0 = time.process_time()
     r = rustybt_job.run(data, bundle)
     out.append(time.process_time() - t0)
@@ -69,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             print(name, " ".join(f"{x:.3f}" for x in got["cpu_s"]), "orders", got["orders"])
     for name, xs in results.items():
         xs = sorted(xs)
-        print(f"{name}: min {xs[0]:.3f} s, median {xs[len(xs) // 2]:.3f} s over {len(xs)} runs")
+        print(
+            f"{name}: min {xs[0]:.3f} s, median {xs[len(xs) // 2]:.3f} s, max {xs[-1]:.3f} s "
+            f"over {len(xs)} runs"
+        )
+    print(
+        "load average (1, 5, 15 min) at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
     return 0
 
 
