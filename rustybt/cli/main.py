@@ -378,13 +378,15 @@ def live(
         if opts.get("broker", "paper") not in optspec.VENUE_BROKERS:  # venue data: no bundle
             optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
-        recorder = engine.record_results() if output is not None else None
+        wants_analyze = _defines_analyze(engine.strategy)
+        recording = output is not None or wants_analyze
+        recorder = engine.record_results() if recording else None
     with front_door("paper session stopped", opts["algofile"]):
         try:
             code = _run_engine(engine, show_progress=not no_progress, opts=opts)
         finally:
             _prune(engine, _retention(opts))
-            if recorder is not None:
+            if recorder is not None and output is not None:
                 # Same files and columns as `rustybt run -o DIR`; written even after an
                 # error or Ctrl-C, for the part of the session that ran.
                 recorder.result().save(output)
@@ -392,7 +394,22 @@ def live(
                     engine.save_shadow_report(output)
                 console.print(f"results saved to {output}")
                 _session_report(engine, output)
+        if wants_analyze and recorder is not None:
+            # As at the end of a backtest: zipline's analyze(context, perf) gets the
+            # session's results in the same shape.
+            algo = engine.strategy
+            algo._call(algo.analyze, algo, recorder.result())
     raise typer.Exit(code)
+
+
+def _defines_analyze(algo: Any) -> bool:
+    """True when the strategy has its own ``analyze`` (a method or a script function)."""
+    from rustybt.algorithm import TradingAlgorithm
+
+    ns = getattr(algo, "_ns", None)
+    if isinstance(ns, dict):
+        return callable(ns.get("analyze"))
+    return type(algo).analyze is not TradingAlgorithm.analyze
 
 
 def _session_report(engine: Any, output: Path) -> None:

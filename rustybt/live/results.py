@@ -29,6 +29,8 @@ class SessionRecorder:
         self.engine = engine
         self.daily: list[dict[str, Any]] = []
         self.transactions: list[dict[str, Any]] = []
+        self.day_ends: list[dict[str, Any]] = []
+        self.recorded: list[dict[str, Any]] = []
         self._day: date | None = None
         self._day_start_fills = 0
         self._starting_value: Decimal | None = None
@@ -77,6 +79,21 @@ class SessionRecorder:
         assert self._day is not None
         self.daily.append(daily_row(ledger, self._day, prev, om.fill_count - self._day_start_fills))
         self._day_start_fills = om.fill_count
+        # What zipline's perf frame needs (BacktestResult.zipline_frame), as the backtest
+        # records it at its end of day: the day's last bar, open positions, record() values.
+        self.day_ends.append(
+            {
+                "close": self._last,
+                "positions": [
+                    (p.asset, p.amount, p.cost_basis, p.last_price)
+                    for p in ledger.positions.values()
+                    if p.amount != 0
+                ],
+            }
+        )
+        rec = getattr(engine.strategy, "_recorded", None)
+        if rec:
+            self.recorded.append({"date": self._day, **rec})
 
     def result(self) -> BacktestResult:
         """The session so far (the last, possibly unfinished, day included)."""
@@ -106,4 +123,6 @@ class SessionRecorder:
             end=self._last,
             bars=self._bars,
             wall_seconds=0.0,
+            recorded=self.recorded,
+            day_ends=self.day_ends,
         )
