@@ -357,7 +357,15 @@ class MarketStreamServer(ABC):
                 self._broadcast_trade(t)
             delay = next_at - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                # A venue closes its bar at the boundary, not at the next trade: wake there
+                # too, so the final kline (and the REST row) exist as soon as the bar ends.
+                ms = time.time() * 1000
+                to_boundary = (self.sim.bar_start(int(ms)) + self.sim.bar_ms - ms) / 1000
+                if to_boundary < delay:
+                    await asyncio.sleep(to_boundary + 0.0005)
+                    self._close_bars(int(time.time() * 1000))
+                    delay = next_at - time.monotonic()
+                await asyncio.sleep(max(delay, 0))
             else:
                 next_at = time.monotonic()
                 await asyncio.sleep(0)

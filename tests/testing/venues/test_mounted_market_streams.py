@@ -160,3 +160,27 @@ def test_venue_serve_mounts_the_market_stream_on_the_venue_port(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             raise AssertionError(proc.stderr.read()[-5000:]) from None
+
+
+async def test_the_fake_closes_a_bar_at_its_boundary_not_at_the_next_trade():
+    """A venue finalises its kline when the bar ends; with one trade a second and
+    0.3-second bars, waiting for the next trade would deliver it up to a second late (and
+    the REST backfill right after the bar would find nothing)."""
+    import time
+
+    from rustybt.testing.venues.binance.market_stream import BinanceMarketStream
+
+    late = []
+    async with BinanceMarketStream({"BTCUSDT": "42000"}, rate=1, bar_seconds=0.3) as fake:
+        stream = make_stream("binance", url=fake.url, rest_url=fake.rest_url, config=CONFIG)
+
+        def on_kline(k):
+            if k.closed:
+                late.append(time.time() - k.end.timestamp())
+
+        stream.on_kline = on_kline
+        await stream.connect()
+        await stream.subscribe(["BTCUSDT"], ["kline_1m"])
+        await _until(lambda: len(late) >= 3, timeout=15)
+        await stream.disconnect()
+    assert max(late) < 0.25, late
