@@ -1,11 +1,13 @@
 """One kernel, one answer — as a property: random strategies on random bundles.
 
 For any strategy built from market/limit/stop/stop-limit orders, ``order_target*``,
-cancels, time in force, a scheduled function and ``before_trading_start``, over any bundle
-with gaps, halts, zero-volume bars and price gaps (equities on real NYSE sessions, one of
-them an early close, or 24/7 crypto across midnight), ``run_algorithm`` and
-``LiveTradingEngine`` + ``PaperBroker`` at zero latency place the same orders, in the same
-order, with the same fills, and end with the same cash and portfolio value.
+``order_value``/``order_percent`` (also before an asset's first bar), cancels, time in
+force, a scheduled function and ``before_trading_start``, over any bundle with gaps,
+halts, zero-volume bars and price gaps (equities on real NYSE sessions, one of them an
+early close, or 24/7 crypto across midnight), with or without a drawdown or error-rate
+breaker, ``run_algorithm`` and ``LiveTradingEngine`` + ``PaperBroker`` at zero latency
+place the same orders, in the same order, with the same fills and reject reasons, trip
+the same breakers at the same time, and end with the same cash and portfolio value.
 
 ``make test`` runs a bounded number of examples; the long profile is
 ``RUSTYBT_PARITY_EXAMPLES=500 .venv/bin/python -m pytest tests/test_parity_property.py``
@@ -23,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from rustybt import run_algorithm
@@ -35,7 +37,11 @@ from rustybt.finance.decimal.commission import PerShareCommission
 from rustybt.finance.decimal.slippage import FixedBasisPointsSlippage
 from rustybt.live import LiveTradingEngine
 from rustybt.live.brokers.paper_broker import PaperBroker
-from rustybt.live.circuit_breakers import CircuitBreakerManager
+from rustybt.live.circuit_breakers import (
+    CircuitBreakerManager,
+    DrawdownCircuitBreaker,
+    ErrorRateCircuitBreaker,
+)
 from rustybt.scheduling import date_rules, time_rules
 
 D = Decimal
@@ -230,7 +236,20 @@ def setups(draw):
         "allow_short": draw(st.booleans()),
         "volume_limit_pct": draw(st.sampled_from([None, D("0.5"), D("0.025")])),
         "costs": costs,
+        # Breakers: none, a tight drawdown limit (trips on a fill or a bar close), or an
+        # error-rate limit that a few refusals in a row trip.
+        "breakers": draw(st.sampled_from([None, "drawdown", "errors"])),
+        "drawdown": D(draw(st.sampled_from(["0.002", "0.01", "0.03"]))),
     }
+
+
+def _breakers(setup):
+    manager = CircuitBreakerManager()
+    if setup["breakers"] == "drawdown":
+        manager.add_breaker(DrawdownCircuitBreaker(setup["drawdown"]))
+    elif setup["breakers"] == "errors":
+        manager.add_breaker(ErrorRateCircuitBreaker(max_errors=1000, max_consecutive=3))
+    return manager
 
 
 def _models(costs):
@@ -275,6 +294,7 @@ def run_both(crypto, assets, rows, program, setup):
         portal = _write(root, assets, rows)
         symbols = [a.symbol for a in assets]
         slippage, commission = _models(setup["costs"])
+        bt_breakers = _breakers(setup)
         backtest = run_algorithm(
             RandomStrategy(program, symbols, crypto),
             data_portal=portal,
@@ -283,7 +303,9 @@ def run_both(crypto, assets, rows, program, setup):
             commission_model=commission,
             volume_limit_pct=setup["volume_limit_pct"],
             allow_short=setup["allow_short"],
+            circuit_breakers=bt_breakers,
         )
+        backtest.breakers = bt_breakers
         slippage, commission = _models(setup["costs"])
         broker = PaperBroker(
             starting_cash=setup["capital"],
@@ -296,7 +318,7 @@ def run_both(crypto, assets, rows, program, setup):
             strategy=RandomStrategy(program, symbols, crypto),
             broker_adapter=broker,
             data_portal=PolarsDataPortal(bundle_name="prop", data_frequency="minute", root=root),
-            circuit_breakers=CircuitBreakerManager(),
+            circuit_breakers=_breakers(setup),
             control_socket=False,
             audit_log=False,
             state_dir=root / "state",
@@ -313,6 +335,10 @@ def assert_same(backtest, engine):
     assert engine.ledger.cash == backtest.daily[-1]["cash"]
     assert engine.ledger.portfolio_value == backtest.daily[-1]["portfolio_value"]
     assert engine.ledger.fees_paid == backtest.daily[-1]["fees_total"]
+    # A breaker trips at the same time in both (or in neither).
+    trips = [(b.name, b.tripped_at) for b in backtest.breakers.breakers]
+    assert [(b.name, b.tripped_at) for b in engine.circuit_breakers.breakers] == trips
+    event("breaker tripped" if any(t for _, t in trips) else "no trip")
 
 
 @settings(
