@@ -14,12 +14,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from rustybt.assets import Asset
 from rustybt.live.events import Event
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a venue (one market type) supports: the adapter refuses anything else before
+    sending, and the venue conformance suite reads it to choose what to test."""
+
+    order_types: frozenset[str]  # subset of market, limit, stop, stop_limit
+    time_in_force: frozenset[str]  # subset of gtc, ioc, fok, day
+    positions_from: str  # "balances" (spot) or "positions" (derivatives)
+    partial_fills: bool = True
+    cancel_by_client_id: bool = True
+    lookup_closed_by_client_id: bool = True
+    shorting: bool = False
 
 
 class BrokerAdapter(ABC):

@@ -70,6 +70,13 @@ _TERMINAL = frozenset({"filled", "cancelled", "rejected", "expired"})
 _MAX_SEEN_FILLS = 100_000
 
 
+def _url_strings(node: Any) -> list[str]:
+    """Every URL string in ccxt's ``urls['api']`` tree, in a stable order."""
+    if isinstance(node, dict):
+        return [u for k in node for u in _url_strings(node[k])]
+    return [node] if isinstance(node, str) and "://" in node else []
+
+
 def convert_fill(
     fill: FillView, base: str, quote: str, price_of: dict[str, Decimal]
 ) -> tuple[Decimal, Decimal]:
@@ -207,9 +214,15 @@ class CcxtBrokerAdapter(BrokerAdapter):
         self.market_data_interval = market_data_interval
         self.capabilities = venue.capabilities()
         # venue id -> ours for hashed ids, kept across restarts when given a file
-        self.codec = ClientIdCodec(venue.legal_client_id, venue.hash_client_id, client_id_map)
+        self.codec = ClientIdCodec(
+            venue.legal_client_id,
+            venue.hash_client_id,
+            client_id_map,
+            reversible_max=venue.reversible_client_ids,
+        )
         self.budget = RequestBudget()
         self._ex: Any = None
+        self._url_origins: list[tuple[str, str]] = []
         self.instruments: dict[str, Asset] = {}  # venue market id -> asset
         self._markets: dict[str, dict[str, Any]] = {}  # venue market id -> ccxt market
         self._by_asset: dict[Asset, str] = {}
@@ -263,9 +276,22 @@ class CcxtBrokerAdapter(BrokerAdapter):
                     if "://" in path:
                         path = "/" + path.split("://", 1)[1].split("/", 1)[-1]
                     raise VenueHTTPError(status, vcode, msg, str(method), path, retry)
-                return super().handle_errors(
-                    code, reason, url, method, headers, body, response, rh, rb
-                )
+                try:
+                    return super().handle_errors(
+                        code, reason, url, method, headers, body, response, rh, rb
+                    )
+                except Exception as exc:
+                    # what the venue answered, for the typed error's message (ccxt's own
+                    # text may leave out the venue's code)
+                    exc.venue_response = f"HTTP {status}: {str(body or '')[:300]}"
+                    raise
+
+            def get_exceptions_by_url(self, url, exact_or_broad):  # noqa: ANN001
+                for new, old in adapter._url_origins:
+                    if isinstance(url, str) and url.startswith(new):
+                        url = old + url[len(new) :]
+                        break
+                return super().get_exceptions_by_url(url, exact_or_broad)
 
             def handle_message(self, client, message):  # noqa: ANN001
                 # A frame that is not a JSON object, or that ccxt's handler chokes on,
@@ -292,7 +318,18 @@ class CcxtBrokerAdapter(BrokerAdapter):
         ex.number = str
         if self.testnet:
             ex.set_sandbox_mode(True)
+        before = _url_strings(ex.urls.get("api"))
         self.venue.rewrite_urls(ex.urls, self.base_url, self.ws_url)
+        # ccxt picks some error tables by URL; keep it finding them once hosts are replaced
+        self._url_origins = sorted(
+            {
+                (new, old)
+                for new, old in zip(_url_strings(ex.urls.get("api")), before, strict=False)
+                if new != old
+            },
+            key=lambda p: -len(p[0]),
+        )
+        self.venue.prepare(ex)
         return ex
 
     # --- connection ---
@@ -318,7 +355,12 @@ class CcxtBrokerAdapter(BrokerAdapter):
             self._markets[mid] = market
             self._by_asset[asset] = mid
         self._connected = True
-        await self._resync(initial=True)
+        try:
+            await self._resync(initial=True)
+        except BaseException:
+            self._connected = False
+            await self._close_exchange()
+            raise
         self._stream_task = asyncio.get_running_loop().create_task(self._stream_supervisor())
         self._stream_task.add_done_callback(self._supervisor_done)
 
@@ -392,12 +434,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
         amount = to_decimal("amount", amount)
         if amount == 0:
             raise InvalidOrder(f"amount for {asset.symbol} must not be zero")
-        otype = OrderType.parse(order_type) if isinstance(order_type, str) else order_type
-        if otype.value not in self.capabilities.order_types:
-            raise InvalidOrder(
-                f"{self.name} {self.market_type} does not take {otype.value} orders; supported: "
-                f"{', '.join(sorted(self.capabilities.order_types))}"
-            )
+        otype = self._check_order_type(order_type)
         if abs(amount) % venue_asset.lot_size != 0:
             raise InvalidOrder(
                 f"amount {amount} of {asset.symbol} is not a multiple of the venue lot size "
@@ -412,6 +449,17 @@ class CcxtBrokerAdapter(BrokerAdapter):
             venue_asset.validate_min_notional(amount, ref)
         return venue_asset, otype
 
+    def _check_order_type(self, order_type: str | OrderType) -> OrderType:
+        otype = OrderType.parse(order_type) if isinstance(order_type, str) else order_type
+        if otype.value not in self.capabilities.order_types:
+            hint = self.venue.refusal_hint(otype.value)
+            supported = ", ".join(sorted(self.capabilities.order_types))
+            raise InvalidOrder(
+                f"{self.name} {self.market_type} does not take {otype.value} orders; supported: "
+                f"{supported}" + (f". {hint}" if hint else "")
+            )
+        return otype
+
     # --- orders ---
     async def submit_order(
         self,
@@ -423,6 +471,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
         client_order_id: str | None = None,
         time_in_force: str = "gtc",
     ) -> str:
+        # what the venue cannot do at all is refused first, connected or not
+        self._check_order_type(order_type)
         ex = self._require_connected()
         # The engine starts a submission inside the strategy's call and hands it to a task
         # at its first suspension. Yield before any I/O so that aiohttp's request timeout
@@ -457,7 +507,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
             if not isinstance(err, OrderStatusUnknown):
                 self._tracked.pop(vcid, None)  # definitively not at the venue
             raise err from None
-        raw = resp.get("info") or {}
+        raw = self.venue.create_payload(resp)
         view = self.venue.parse_order(raw)
         tracked.order_id = view.order_id
         self._by_order_id[view.order_id] = tracked
@@ -760,8 +810,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
         final = fill.final
         if tracked is not None:
             tracked.filled += abs(fill.amount)
-            # a venue whose fills do not say what is left (Hyperliquid's userFills): the
-            # fill completing the order's amount is its last
+            # a venue whose fills do not say what is left (Hyperliquid's userFills, ccxt's
+            # unified trades): the fill completing the order's amount is its last
             final = final or (tracked.amount > 0 and tracked.filled >= tracked.amount)
         self._emit(
             OrderFillEvent(
@@ -837,6 +887,9 @@ class CcxtBrokerAdapter(BrokerAdapter):
 
     # --- user stream supervision ---
     async def _stream_supervisor(self) -> None:
+        if not self.venue.streaming:
+            await self._poll_supervisor()
+            return
         delay = self.reconnect_delay
         first = True
         poll_task: asyncio.Task[None] | None = None
@@ -861,6 +914,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
                 asyncio.get_running_loop().create_task(self._watch(self._ex.watch_my_trades)),
                 asyncio.get_running_loop().create_task(self._watch(self._ex.watch_orders)),
             ]
+            if self.venue.stream_resync is not None:
+                watchers.append(asyncio.get_running_loop().create_task(self._stream_resyncs()))
             try:
                 await self._resync()
             except Exception as exc:
@@ -893,6 +948,41 @@ class CcxtBrokerAdapter(BrokerAdapter):
             await asyncio.sleep(delay)
         if poll_task is not None:
             poll_task.cancel()
+
+    async def _stream_resyncs(self) -> None:
+        """For a venue whose stream cannot say when its subscription is active (the
+        generic ccxt venue: ccxt.pro subscribes inside the first watch): resync once
+        shortly after the stream opened, catching what happened before the subscription
+        took effect, then every ``interval`` as a safety net."""
+        first, interval = self.venue.stream_resync or (1.0, 30.0)
+        await asyncio.sleep(first)
+        while not self._closing:
+            try:
+                await self._resync()
+            except Exception as exc:  # the stream is still the primary path; retry later
+                log.warning("stream_resync_failed", venue=self.name, error=str(exc)[:200])
+            await asyncio.sleep(interval)
+
+    async def _poll_supervisor(self) -> None:
+        """A venue without a user stream: its orders and fills are polled every
+        ``poll_interval`` (see :meth:`_resync`). A failing poll is a lost connection for
+        the engine (new risk blocked), the next good one its recovery."""
+        self.stream_up = True
+        while not self._closing:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self._resync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.stream_up:
+                    self.stream_drops += 1
+                    self._set_down(f"order polling failed: {type(exc).__name__}: {str(exc)[:120]}")
+                continue
+            if not self.stream_up:
+                self.stream_up = True
+                self._reported_down = False
+                self._emit(BrokerConnectionEvent(True, "order polling back; orders resynced"))
 
     def _supervisor_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._closing:
@@ -935,9 +1025,9 @@ class CcxtBrokerAdapter(BrokerAdapter):
         # and by the order's terminal flag, so every update is simply handed on.
         while not self._closing:
             for item in await method():
-                info = item.get("info") if isinstance(item, dict) else None
-                if isinstance(info, dict):
-                    self.on_stream_event(info)
+                payload = self.venue.stream_payload(item)
+                if payload is not None:
+                    self.on_stream_event(payload)
 
     async def _poll_while_down(self) -> None:
         while not self._closing:

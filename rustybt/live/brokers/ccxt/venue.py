@@ -19,20 +19,10 @@ from typing import Any
 
 from rustybt.assets import Asset
 from rustybt.exceptions import MissingCredentialsError
+from rustybt.live.brokers.base import Capabilities
 from rustybt.live.brokers.ccxt.client_ids import default_hash
 
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a venue (one market type) supports; the conformance suite reads it."""
-
-    order_types: frozenset[str]  # subset of market, limit, stop, stop_limit
-    time_in_force: frozenset[str]  # subset of gtc, ioc, fok, day
-    positions_from: str  # "balances" (spot) or "positions" (derivatives)
-    partial_fills: bool = True
-    cancel_by_client_id: bool = True
-    lookup_closed_by_client_id: bool = True
-    shorting: bool = False
+__all__ = ["AccountView", "Capabilities", "FillView", "OrderView", "Venue", "replace_hosts"]
 
 
 @dataclass(slots=True)
@@ -92,8 +82,36 @@ class Venue(ABC):
     weight_header: str = ""  # response header with the venue's used request weight
     market_types: tuple[str, ...] = ("spot",)
 
+    #: True: fills and order states arrive on a user stream (ccxt.pro watchers);
+    #: False: the adapter polls open orders and their trades every ``poll_interval``.
+    streaming: bool = True
+    #: > 0: ids the venue does not accept are sent in the reversible ``r`` + base-62 form
+    #: up to this length (letters-and-digits venues; see :mod:`.client_ids`), else hashed.
+    reversible_client_ids: int = 0
+    #: ``(first, every)`` seconds: resync open orders and fills this long after the stream
+    #: opened and then periodically, for a venue whose stream cannot confirm that its
+    #: subscription is active (None: the venue's ``open_user_stream`` confirms it).
+    stream_resync: tuple[float, float] | None = None
+
     def __init__(self, market_type: str) -> None:
         self.market_type = market_type
+
+    # --- hooks with defaults (the venue-specific adapters read the venue's raw JSON) ---
+    def prepare(self, ex: Any) -> None:  # noqa: B027 - optional hook
+        """Called once with the new ccxt instance, before markets are loaded."""
+
+    def create_payload(self, resp: dict[str, Any]) -> dict[str, Any]:
+        """What :meth:`parse_order` reads from a ``create_order`` answer (the raw JSON)."""
+        return resp.get("info") or {}
+
+    def stream_payload(self, item: Any) -> dict[str, Any] | None:
+        """What :meth:`parse_stream_event` reads from a watched item (the raw JSON)."""
+        info = item.get("info") if isinstance(item, dict) else None
+        return info if isinstance(info, dict) else None
+
+    def refusal_hint(self, order_type: str) -> str:
+        """Why the venue lacks ``order_type`` and what to do instead ("" if nothing to add)."""
+        return ""
 
     # --- configuration ---
     @abstractmethod

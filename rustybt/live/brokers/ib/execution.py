@@ -53,8 +53,7 @@ from rustybt.exceptions import (
     RateLimited,
     SymbolNotFound,
 )
-from rustybt.live.brokers.base import BrokerAdapter
-from rustybt.live.brokers.ccxt.venue import Capabilities
+from rustybt.live.brokers.base import BrokerAdapter, Capabilities
 from rustybt.live.brokers.ib.config import IBConfig
 from rustybt.live.brokers.ib.contracts import asset_for, contract_for, ib_decimal, wire_decimal
 from rustybt.live.brokers.ib.errors import IBErrorKind, classify

@@ -68,6 +68,7 @@ _WEIGHTS = {
     "/api/v3/order": 1,
     "GET /api/v3/order": 4,
     "/api/v3/openOrders": 6,
+    "/api/v3/allOrders": 20,
     "/api/v3/myTrades": 20,
     "/api/v3/klines": 2,
     "/fapi/v1/exchangeInfo": 1,
@@ -319,6 +320,7 @@ class FakeBinance:
             r.add_get(f"{p}/order", self._order_get)
             r.add_delete(f"{p}/order", self._order_cancel)
             r.add_get(f"{p}/openOrders", self._open_orders)
+            r.add_get(f"{p}/allOrders", self._all_orders)
             r.add_get(f"{p}/myTrades", self._my_trades)
             r.add_get(f"{p}/klines", self._klines_route)
             r.add_get(f"{p}/ticker/price", self._ticker)
@@ -951,6 +953,27 @@ class FakeBinance:
         if symbol:
             self.exchange.spec(symbol)
         return web.json_response([self._order_json(o) for o in self.exchange.open_orders(symbol)])
+
+    async def _all_orders(self, request: web.Request) -> web.Response:
+        """``GET /api/v3/allOrders``: the account's orders of one symbol (active, canceled
+        or filled), oldest first; from ``orderId`` on when given, else the most recent
+        ``limit`` (default 500, max 1000), as Binance documents."""
+        p = await self._params(request, signed=True)
+        spec = self.exchange.spec(p.get("symbol"))
+        orders = sorted(
+            (o for o in self.exchange.orders.values() if o.spec.symbol == spec.symbol),
+            key=lambda o: o.order_id,
+        )
+        if p.get("startTime"):
+            orders = [o for o in orders if o.time >= int(p["startTime"])]
+        if p.get("endTime"):
+            orders = [o for o in orders if o.time <= int(p["endTime"])]
+        limit = min(int(p.get("limit") or 500), 1000)
+        if p.get("orderId"):
+            orders = [o for o in orders if o.order_id >= int(p["orderId"])][:limit]
+        else:
+            orders = orders[-limit:]
+        return web.json_response([self._order_json(o) for o in orders])
 
     async def _my_trades(self, request: web.Request) -> web.Response:
         p = await self._params(request, signed=True)
