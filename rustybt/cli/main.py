@@ -274,7 +274,9 @@ def _load_config(path: Path) -> dict[str, Any]:
 def live(
     ctx: typer.Context,
     algofile: Path = typer.Option(None, "-f", "--algofile", help="Strategy file."),
-    broker: str = typer.Option(None, help="Broker: paper, ib, binance, bybit or hyperliquid."),
+    broker: str = typer.Option(
+        None, help="Broker: paper, ib, binance, bybit, hyperliquid or ccxt:<id> (any ccxt id)."
+    ),
     bundle: str = typer.Option(None, "--bundle", "-b", help="Bundle to replay (paper)."),
     speed: str = typer.Option(None, help="Replay speed: max, realtime, or e.g. 60x."),
     start: str = typer.Option(None),
@@ -375,7 +377,7 @@ def live(
             raise ConfigError("give a strategy file with -f algo.py (or algofile in --config)")
         optspec.check_date_order(opts)
         event_loop.loop_factory()  # a bad RUSTYBT_EVENT_LOOP stops here, before any state
-        if opts.get("broker", "paper") not in optspec.VENUE_BROKERS:  # venue data: no bundle
+        if not optspec.is_venue_broker(opts.get("broker", "paper")):  # venue data: no bundle
             optspec.check_bundle(opts.get("bundle", "demo"), "minute", opts, command="live")
         engine = _build_engine(opts)
         wants_analyze = _defines_analyze(engine.strategy)
@@ -465,7 +467,7 @@ def _build_engine(opts: dict[str, Any]) -> Any:
     end = opts.get("end")
     if end is not None and len(str(end)) == 10:
         end = f"{end} 23:59:59"
-    if broker_name in optspec.VENUE_BROKERS:
+    if optspec.is_venue_broker(broker_name):
         from rustybt.cli.venue_brokers import venue_broker
 
         return _attach_stream(

@@ -275,12 +275,21 @@ default (DESIGN.md: fail closed wherever real money is at stake)."""
 
 def broker(raw: Any, label: str) -> str:
     value = str(raw).strip().lower()
+    if value.startswith("ccxt:"):
+        from rustybt.live.brokers.ccxt.generic.config import check_exchange_id
+
+        return "ccxt:" + check_exchange_id(value.split(":", 1)[1])
     if value not in BROKERS:
         raise ConfigError(
-            f"unknown broker {value!r}; available: {', '.join(BROKERS)}. "
-            "(other venues are configured in Python: see docs/live-trading.md)"
+            f"unknown broker {value!r}; available: {', '.join(BROKERS)}, or ccxt:<id> for any "
+            "other ccxt exchange (e.g. ccxt:okx; docs/venues/ccxt.md)"
         )
     return value
+
+
+def is_venue_broker(name: str) -> bool:
+    """A crypto venue (no bundle; built by :mod:`rustybt.cli.venue_brokers`)."""
+    return name in VENUE_BROKERS or name.startswith("ccxt:")
 
 
 def venue_url(raw: Any, label: str) -> str:

@@ -1,4 +1,4 @@
-"""Building the crypto venue brokers for ``rustybt live --broker binance|bybit|hyperliquid``.
+"""The crypto venue brokers for ``rustybt live --broker binance|bybit|hyperliquid|ccxt:<id>``.
 
 Real money is refused unless asked for twice over: a mainnet connection (no
 ``--testnet``, no ``--venue-url``) needs ``--live-money`` on the command line or
@@ -34,7 +34,11 @@ def venue_broker(name: str, opts: dict[str, Any]) -> Any:
         return bybit_broker(opts)
     if name == "hyperliquid":
         return hyperliquid_broker(opts)
-    raise ConfigError(f"no venue broker {name!r}; available: binance, bybit, hyperliquid")
+    if name.startswith("ccxt:"):
+        return ccxt_broker(name.split(":", 1)[1], opts)
+    raise ConfigError(
+        f"no venue broker {name!r}; available: binance, bybit, hyperliquid, ccxt:<id>"
+    )
 
 
 def _endpoints(opts: dict[str, Any], venue: str) -> tuple[str | None, str | None, bool, bool]:
@@ -113,4 +117,38 @@ def hyperliquid_broker(opts: dict[str, Any]) -> Any:
         live_money=live_money,
         market_data_interval=float(opts.get("poll_interval", 1.0)),
         client_id_map=state_dir / "hyperliquid-client-ids.jsonl",
+    )
+
+
+def _state_dir(opts: dict[str, Any]) -> Any:
+    from pathlib import Path
+
+    if opts.get("state_dir"):
+        return Path(str(opts["state_dir"]))
+    from rustybt.data.bundles import rustybt_root
+
+    return rustybt_root() / "state"
+
+
+def ccxt_broker(exchange_id: str, opts: dict[str, Any]) -> Any:
+    """A :class:`CCXTBrokerAdapter` for ``--broker ccxt:<id>``; ``--market-type`` ``spot``
+    (the default) or ``futures`` / ``linear`` (linear perpetual swaps). Credentials from
+    the config or ``CCXT_<ID>_API_KEY`` / ``CCXT_<ID>_API_SECRET`` (``CCXT_<ID>_PASSWORD``
+    for venues with a passphrase). Client ids too long for the reversible form are hashed;
+    the map back is kept in ``<state dir>/ccxt-<id>-client-ids.jsonl`` (start-up adoption)."""
+    from rustybt.live.brokers.ccxt_adapter import CCXTBrokerAdapter
+
+    base_url, ws_url, testnet, live_money = _endpoints(opts, f"ccxt:{exchange_id}")
+    market_type = str(opts.get("market_type", "spot"))
+    return CCXTBrokerAdapter(
+        exchange_id,
+        opts.get("api_key"),
+        opts.get("api_secret"),
+        testnet=testnet,
+        market_type="spot" if market_type == "spot" else "swap",
+        base_url=base_url,
+        ws_url=ws_url,
+        live_money=live_money,
+        market_data_interval=float(opts.get("poll_interval", 1.0)),
+        client_id_map=_state_dir(opts) / f"ccxt-{exchange_id}-client-ids.jsonl",
     )

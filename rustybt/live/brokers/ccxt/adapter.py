@@ -53,7 +53,7 @@ from rustybt.exceptions import (
 from rustybt.finance.order import OrderType, TimeInForce, to_decimal
 from rustybt.live.brokers.base import BrokerAdapter
 from rustybt.live.brokers.ccxt.client_ids import ClientIdCodec
-from rustybt.live.brokers.ccxt.errors import RequestBudget, VenueHTTPError
+from rustybt.live.brokers.ccxt.errors import RequestBudget, VenueHTTPError, safe_text
 from rustybt.live.brokers.ccxt.venue import FillView, OrderView, Venue
 from rustybt.live.events import (
     BrokerConnectionEvent,
@@ -344,7 +344,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
             await self._close_exchange()
             raise BrokerConnectionError(
                 f"{self.name}: cannot load markets from {self.base_url or 'the venue'}: "
-                f"{type(exc).__name__}: {str(exc)[:200]}"
+                f"{type(exc).__name__}: {safe_text(exc, 200)}"
             ) from None
         for market in markets.values():
             asset = self.venue.instrument(market)

@@ -10,6 +10,7 @@ way for every venue (:func:`network_error`).
 
 from __future__ import annotations
 
+import re
 import time
 
 import ccxt
@@ -72,11 +73,16 @@ def network_error(exc: BaseException, *, during: str, venue: str) -> BaseExcepti
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
-    # ccxt messages carry the full URL with the signed query; keep the path only.
-    if "signature=" in text:
-        text = text.split("?", 1)[0]
-    return text[:200]
+    return safe_text(exc, 200)
+
+
+_QUERY = re.compile(r"((?:https?|wss?)://[^\s?]+)\?\S*")
+
+
+def safe_text(exc: BaseException, limit: int = 300) -> str:
+    """``exc``'s message with every URL's query string removed (ccxt puts the signed
+    query, signature included, in its messages), cut to ``limit`` characters."""
+    return _QUERY.sub(r"\1", str(exc))[:limit]
 
 
 class RequestBudget:

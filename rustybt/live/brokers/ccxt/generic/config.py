@@ -184,6 +184,10 @@ def ccxt_options(exchange_id: str, market_type: str, extra: dict[str, Any]) -> d
         "defaultType": market_type,
         # every symbol's open orders in one call where the venue allows it
         "warnOnFetchOpenOrdersWithoutSymbol": False,
+        # currencies (networks, deposit rules) and margin pairs are not needed to trade
+        # spot or swaps; markets are (exchanges that do not know these options ignore them)
+        "fetchCurrencies": False,
+        "fetchMargins": False,
     }
     if market_type == "swap":
         opts["defaultSubType"] = "linear"

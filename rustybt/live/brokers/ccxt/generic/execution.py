@@ -26,7 +26,7 @@ from rustybt.exceptions import (
     OrderRejected,
     OrderStatusUnknown,
 )
-from rustybt.live.brokers.ccxt.errors import network_error
+from rustybt.live.brokers.ccxt.errors import network_error, safe_text
 from rustybt.live.brokers.ccxt.venue import AccountView, FillView, OrderView
 
 _ZERO = Decimal(0)
@@ -150,7 +150,7 @@ def map_error(exc: BaseException, *, during: str, venue: str) -> BaseException:
     net = network_error(exc, during=during, venue=venue)
     if net is not None:
         return net
-    text = _text(exc)
+    text = safe_text(exc)
     answered = getattr(exc, "venue_response", "")
     where = f"{venue} {during}: {type(exc).__name__}: {text}" + (
         f" (venue answered {answered})" if answered else ""
@@ -170,13 +170,6 @@ def map_error(exc: BaseException, *, during: str, venue: str) -> BaseException:
             f"{venue} submit failed with {type(exc).__name__}; outcome unknown"
         )
     return BrokerError(where)
-
-
-def _text(exc: BaseException) -> str:
-    text = str(exc)
-    if "signature=" in text:  # ccxt messages may carry the signed URL: keep the path only
-        text = text.split("?", 1)[0]
-    return text[:300]
 
 
 # --- unified calls ---
