@@ -1,6 +1,7 @@
 """The venue conformance suite through the generic ccxt adapter: ``ccxt:binance`` (ccxt's
-unified API, not the Binance venue folder) against the fake Binance spot on 127.0.0.1,
-once with ccxt.pro's ``watchOrders``/``watchMyTrades`` and once polling."""
+unified API, not the Binance venue folder) against the fake Binance on 127.0.0.1: spot
+with ccxt.pro's ``watchOrders``/``watchMyTrades`` and polling, and linear swaps (the
+fake's USDⓈ-M futures) streamed."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from tests.live.brokers.conformance import VenueConformance, VenueHarness
 D = Decimal
 
 
-@pytest.fixture(params=["stream", "poll"])
+@pytest.fixture(params=["spot-stream", "spot-poll", "swap-stream"])
 async def venue(request):
-    mode = request.param
-    balances = {"USDT": D("100000"), "ETH": D("2")}  # ETH: held, never traded
-    fake = await FakeBinance("spot", balances=balances).start()
+    market_type, mode = request.param.split("-")
+    balances = {"USDT": D("100000")}
+    if market_type == "spot":
+        balances["ETH"] = D("2")  # held, never traded: must not show up as a position
+    fake = FakeBinance("spot" if market_type == "spot" else "futures", balances=balances)
+    await fake.start()
 
     def make_adapter():
         return CCXTBrokerAdapter(
@@ -27,6 +31,7 @@ async def venue(request):
             DEFAULT_API_KEY,
             DEFAULT_API_SECRET,
             base_url=fake.base_url,
+            market_type=market_type,
             user_stream=mode,
             request_timeout=2.0,
             poll_interval=0.1,
@@ -41,8 +46,8 @@ async def venue(request):
         price=fake.exchange.symbols["BTCUSDT"].price,
         big_amount=D("0.03"),
         small_amount=D("0.01"),
-        unaffordable_amount=D("50"),
-        other_holdings=["ETHUSDT"],
+        unaffordable_amount=D("50") if market_type == "spot" else D("500"),
+        other_holdings=["ETHUSDT"] if market_type == "spot" else [],
     )
     yield harness
     for adapter in harness.adapters:

@@ -78,6 +78,7 @@ _WEIGHTS = {
     "/fapi/v3/positionRisk": 5,
     "/fapi/v1/order": 1,
     "/fapi/v1/openOrders": 1,
+    "/fapi/v1/allOrders": 5,
     "/fapi/v1/userTrades": 5,
 }
 
@@ -338,6 +339,7 @@ class FakeBinance:
             r.add_get(f"{p}/order", self._order_get)
             r.add_delete(f"{p}/order", self._order_cancel)
             r.add_get(f"{p}/openOrders", self._open_orders)
+            r.add_get(f"{p}/allOrders", self._all_orders)
             r.add_get(f"{p}/userTrades", self._my_trades)
             r.add_get(f"{p}/klines", self._klines_route)
             r.add_get(f"{p}/ticker/price", self._ticker)
@@ -955,9 +957,10 @@ class FakeBinance:
         return web.json_response([self._order_json(o) for o in self.exchange.open_orders(symbol)])
 
     async def _all_orders(self, request: web.Request) -> web.Response:
-        """``GET /api/v3/allOrders``: the account's orders of one symbol (active, canceled
-        or filled), oldest first; from ``orderId`` on when given, else the most recent
-        ``limit`` (default 500, max 1000), as Binance documents."""
+        """``GET /api/v3/allOrders`` (spot) and ``/fapi/v1/allOrders`` (USDⓈ-M): the
+        account's orders of one symbol (active, canceled or filled), oldest first; from
+        ``orderId`` on when given, else the most recent ``limit`` (default 500, max 1000),
+        as Binance documents."""
         p = await self._params(request, signed=True)
         spec = self.exchange.spec(p.get("symbol"))
         orders = sorted(

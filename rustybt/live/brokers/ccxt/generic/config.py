@@ -134,6 +134,15 @@ def detect(exchange_id: str, market_type: str) -> Support:
             f"ccxt:{exchange_id} has no stop orders in ccxt (has['createStopOrder'] / "
             f"features['{market_type}']['createOrder']['triggerPrice'] not set)"
         )
+    elif market_type == "swap":
+        # Derivatives venues keep conditional orders in separate services (Binance's algo
+        # orders, Bybit's untriggered orders) with their own ids and events, which the
+        # unified order structure does not tie back to ours reliably.
+        stops = False
+        missing_stops = (
+            f"the generic ccxt adapter does not send stop orders on swaps (ccxt:{exchange_id} "
+            "keeps conditional derivatives orders apart from regular ones)"
+        )
     tif = {"gtc"}
     tif_feats = create.get("timeInForce") or {}
     for name in ("IOC", "FOK"):

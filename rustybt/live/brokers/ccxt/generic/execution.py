@@ -212,7 +212,10 @@ async def fetch_order(
 
 async def fetch_order_trades(ex: Any, symbol: str, order_id: str, how: str) -> list[dict[str, Any]]:
     if how == "fetchOrderTrades":
-        return list(await ex.fetch_order_trades(order_id, symbol))
+        try:
+            return list(await ex.fetch_order_trades(order_id, symbol))
+        except ccxt.NotSupported:
+            pass  # has['fetchOrderTrades'] may hold for one market type only (Binance: spot)
     trades = await ex.fetch_my_trades(symbol, None, 100)
     return [t for t in trades if str(t.get("order")) == order_id]
 
@@ -226,14 +229,22 @@ async def fetch_account(ex: Any, market_type: str, currency: str, symbols: Symbo
     if market_type == "spot":
         return AccountView(cash=cash, buying_power=d(free.get(currency)), balances=balances)
     positions: dict[str, tuple[Decimal, Decimal]] = {}
+    unrealized = _ZERO
     for p in await ex.fetch_positions():
         size = d(p.get("contracts")) * (d(p.get("contractSize")) or Decimal(1))
         if size == 0:
             continue
         signed = -size if p.get("side") == "short" else size
         positions[symbols.market_id(p.get("symbol"))] = (signed, d(p.get("entryPrice")))
+        unrealized += d(p.get("unrealizedPnl"))
+    # a derivatives account is worth its wallet plus the positions' unrealized PnL (not
+    # their notional, which the generic spot rule would add)
     return AccountView(
-        cash=cash, buying_power=d(free.get(currency)), balances=balances, positions=positions
+        cash=cash,
+        equity=cash + unrealized,
+        buying_power=d(free.get(currency)),
+        balances=balances,
+        positions=positions,
     )
 
 
