@@ -54,6 +54,9 @@ class HarnessVenue:
     books: Callable[[dict], tuple[Decimal, Decimal, set[str]]]
     serve_args: tuple[str, ...] = ()
     config_lines: str = ""  # extra lines for the [live] table
+    serve: str = ""  # the fake's name for `rustybt venue serve` (default: name)
+    # our client order id -> the id the venue saw (an adapter that encodes ids)
+    encode: Callable[[str], str] | None = None
 
 
 def _binance_books(venue: dict) -> tuple[Decimal, Decimal, set[str]]:
@@ -121,7 +124,7 @@ def _start_venue(port: int, seed: int, log: Path, hv: HarnessVenue) -> subproces
             RUSTYBT,
             "venue",
             "serve",
-            hv.name,
+            hv.serve or hv.name,
             *hv.serve_args,
             "--port",
             str(port),
@@ -236,24 +239,7 @@ def _check(result: dict, hv: HarnessVenue) -> None:
     where = f"trial {result['trial']} (killed {result['kills']}; files in {root})"
     output = (root / "output.log").read_text(errors="replace")
     assert result["code"] == 0, f"{where}: final run exited {result['code']}:\n{output[-3000:]}"
-    venue = result["venue"]
-    received = venue["received"]
-    dupes = {c for c in received if received.count(c) > 1}
-    assert not dupes, f"{where}: client order ids sent twice: {dupes}"
-
     state = root / "state"
-    cp = StateManager(state).load_checkpoint(STRATEGY)
-    assert cp is not None, f"{where}: no checkpoint"
-    local = cp.ledger_state
-    ours = {p["asset"]["symbol"]: Decimal(p["amount"]) for p in local["positions"]}
-    ours = {k: v for k, v in ours.items() if v != 0}
-    held, cash, venue_open = hv.books(venue)
-    theirs = {"BTCUSDT": held} if held != 0 else {}
-    assert ours == theirs, f"{where}: positions {ours} != venue {theirs}"
-    assert Decimal(local["cash"]) == cash, f"{where}: cash {local['cash']} != venue {cash}"
-    local_open = {o.client_order_id for o in cp.pending_orders}
-    assert local_open == venue_open, f"{where}: open orders {local_open} != venue {venue_open}"
-
     journals = [journal_path(state / "journal", STRATEGY)]
     journals += sorted((state / "journal").glob(f"{STRATEGY}.journal.*.old"))
     intents: dict[str, str] = {}
@@ -261,6 +247,26 @@ def _check(result: dict, hv: HarnessVenue) -> None:
         for coid, jo in OrderJournal.replay(path).orders.items():
             if jo.has_intent:
                 intents[coid] = jo.status
+    ours_of = {hv.encode(c): c for c in intents} if hv.encode else {}
+
+    venue = result["venue"]
+    received = [ours_of.get(c, c) for c in venue["received"]]
+    dupes = {c for c in received if received.count(c) > 1}
+    assert not dupes, f"{where}: client order ids sent twice: {dupes}"
+
+    cp = StateManager(state).load_checkpoint(STRATEGY)
+    assert cp is not None, f"{where}: no checkpoint"
+    local = cp.ledger_state
+    ours = {p["asset"]["symbol"]: Decimal(p["amount"]) for p in local["positions"]}
+    ours = {k: v for k, v in ours.items() if v != 0}
+    held, cash, venue_open = hv.books(venue)
+    venue_open = {ours_of.get(c, c) for c in venue_open}
+    theirs = {"BTCUSDT": held} if held != 0 else {}
+    assert ours == theirs, f"{where}: positions {ours} != venue {theirs}"
+    assert Decimal(local["cash"]) == cash, f"{where}: cash {local['cash']} != venue {cash}"
+    local_open = {o.client_order_id for o in cp.pending_orders}
+    assert local_open == venue_open, f"{where}: open orders {local_open} != venue {venue_open}"
+
     sent = set(received)
     unaccounted = {c: s for c, s in intents.items() if c not in sent and s != "rejected"}
     assert not unaccounted, f"{where}: intents neither sent nor resolved: {unaccounted}"

@@ -155,3 +155,33 @@ def _run(coro):
     import asyncio
 
     return asyncio.run(coro)
+
+
+async def test_a_polled_sell_is_filled_like_a_buy():
+    """Polling compares the venue's filled amount with ours: a sell's is negative (signed
+    views), so it used to look "not filled yet" forever and its fills were never asked for
+    (the same resync runs for every ccxt venue after its stream dropped)."""
+    async with FakeBinance("spot", balances={"USDT": D("100000"), "BTC": D("1")}) as fake:
+        adapter = CCXTBrokerAdapter(
+            "binance",
+            DEFAULT_API_KEY,
+            DEFAULT_API_SECRET,
+            base_url=fake.base_url,
+            user_stream="poll",
+            poll_interval=0.1,
+        )
+        events: list = []
+        adapter.set_order_event_handler(events.append)
+        await adapter.connect()
+        try:
+            asset = adapter.asset("BTCUSDT")
+            price = fake.exchange.symbols["BTCUSDT"].price
+            limit = price + 100 * asset.tick_size
+            await adapter.submit_order(asset, D("-0.02"), "limit", limit, client_order_id="p-s")
+            fake.push_bar("BTCUSDT", price, limit, price, limit, D("0.01"))
+            await wait_for(lambda: bool(fills(events, "p-s")))
+            fake.push_bar("BTCUSDT", price, limit, price, limit, None)
+            await wait_for(lambda: any(f.is_final for f in fills(events, "p-s")))
+            assert sum(f.amount for f in fills(events, "p-s")) == D("-0.02")
+        finally:
+            await adapter.disconnect()

@@ -1051,7 +1051,8 @@ class CcxtBrokerAdapter(BrokerAdapter):
             open_ids.add(view.order_id)
             tracked = self._track_view(view)
             self._interest.add(view.symbol)
-            if view.filled > tracked.filled:
+            # views are signed (a sell's filled < 0), tracked.filled counts units
+            if abs(view.filled) > tracked.filled:
                 await self._resync_fills(view)
         if initial:
             return
@@ -1069,7 +1070,7 @@ class CcxtBrokerAdapter(BrokerAdapter):
             view = self.venue.parse_order(raw)
             tracked.order_id = view.order_id
             self._by_order_id[view.order_id] = tracked
-            if view.filled > tracked.filled:
+            if abs(view.filled) > tracked.filled:
                 await self._resync_fills(view)
             self._on_order_state(view)
 
