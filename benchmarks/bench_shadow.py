@@ -7,13 +7,13 @@ simulated account, stepped by ``step_bar``), replaying the ``demo`` bundle's BTC
 minute bars at ``speed="max"`` with ``bench_live``'s trivial strategy (one
 ``data.current`` read per event, an order every 100 events).
 
-Runs alternate off/on so load drift hits both alike. Reported per configuration: events/s
-(median, min–max) and tick-to-submit p50/p99 pooled over the runs (bench_live's
-definitions). The shadow runs the strategy a second time, which no implementation can
-avoid; so the time spent inside the shadow strategy's calls is measured too
-(``perf_counter`` around each call) and the overhead **beyond the strategy's own cost** is
-``(t_on - t_off - t_shadow_strategy) / t_off``. The goal: at most 5 % of events/s beyond
-it, and no change to tick-to-submit p99.
+Three sessions per round, alternating so load drift hits all alike: the strategy with
+shadow off, with shadow on, and a no-op strategy (same asset, same bars, no shadow). The
+shadow runs the strategy a second time, which no implementation can avoid, so the goal
+is stated beyond the strategy's own cost (issue #16): the strategy's cost is what the
+live session spends on it, ``C = t_off - t_noop``, and the shadow's overhead beyond it is
+``(t_on - t_off - C) / t_off`` (≤ 5 %), with no change to tick-to-submit p99. The time
+inside the shadow strategy's own calls (``perf_counter`` around each) is reported too.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_live import (
+    SYMBOL,
     EveryN,
     Timer,
     _engine,
@@ -37,6 +38,7 @@ from benchmarks.bench_live import (
     percentile,
     quiet_logs,
 )
+from rustybt.algorithm import TradingAlgorithm
 from rustybt.data.polars.data_portal import PolarsDataPortal
 from rustybt.live.circuit_breakers import CircuitBreakerManager
 from rustybt.live.shadow.config import ShadowTradingConfig
@@ -44,18 +46,32 @@ from rustybt.live.shadow.config import ShadowTradingConfig
 RUNS = 5
 QUICK_EVENTS = 2_000
 GOAL_PCT = 5.0
+NOOP = "noop"
 
 
-async def _once(portal: Any, shadow: bool, max_events: int | None) -> dict[str, Any]:
+class NoOp(TradingAlgorithm):
+    """The same asset and bars as ``EveryN``, and nothing done with them."""
+
+    name = "bench_every_n"  # the same state files and journal name as the strategy run
+
+    def initialize(self, context: Any = None) -> None:
+        self.asset = self.symbol(SYMBOL)
+
+    def handle_data(self, context: Any, data: Any) -> None:
+        pass
+
+
+async def _once(portal: Any, shadow: bool | str, max_events: int | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         kw: dict[str, Any] = {"speed": "max"}
-        if shadow:
+        if shadow is True:
             kw.update(shadow_mode=True, shadow_config=ShadowTradingConfig())
-        engine = _engine(EveryN(), portal, CircuitBreakerManager(), False, Path(tmp), **kw)
+        algo = NoOp() if shadow == NOOP else EveryN()
+        engine = _engine(algo, portal, CircuitBreakerManager(), False, Path(tmp), **kw)
         if max_events is not None:
             engine.stop_after_market_events = max_events
         strategy_s = [0.0]
-        if shadow:
+        if shadow is True:
             algo = engine.shadow.algo
             inner = algo._run_handle_data
 
@@ -78,7 +94,7 @@ async def _once(portal: Any, shadow: bool, max_events: int | None) -> dict[str, 
             "orders": engine.order_manager.submitted_count,
             "shadow_strategy_s": strategy_s[0],
         }
-        if shadow:
+        if shadow is True:
             rep = engine.get_shadow_report()
             out["alignment_rate"] = float(rep.alignment_rate)
             out["signal_bars"] = rep.signal_bars
@@ -100,11 +116,11 @@ def run(
             portal = PolarsDataPortal("demo", "minute", root=root)
             portal.asset_bars("BTCUSDT")
             if not quick:  # untimed warm-up of both
-                for shadow in (False, True):
+                for shadow in (False, True, NOOP):
                     asyncio.run(_once(portal, shadow, QUICK_EVENTS))
-            res: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+            res: dict[Any, list[dict[str, Any]]] = {False: [], True: [], NOOP: []}
             for _ in range(runs):
-                for shadow in (False, True):
+                for shadow in (False, True, NOOP):
                     res[shadow].append(asyncio.run(_once(portal, shadow, max_events)))
     finally:
         if tmp_root is not None:
@@ -112,15 +128,15 @@ def run(
     return _report(res, runs)
 
 
-def _report(res: dict[bool, list[dict[str, Any]]], runs: int) -> dict[str, Any]:
+def _report(res: dict[Any, list[dict[str, Any]]], runs: int) -> dict[str, Any]:
     rows = []
-    summary: dict[str, Any] = {}
-    for shadow in (False, True):
+    summary: dict[Any, Any] = {}
+    for shadow in (NOOP, False, True):
         rs = res[shadow]
         eps = [(r["events"] - 1) / r["seconds"] for r in rs]
         lat = sorted(x for r in rs for x in r["lat"])
         row = {
-            "shadow": "on" if shadow else "off",
+            "shadow": {True: "on", False: "off", NOOP: "off, no-op strategy"}[shadow],
             "runs": len(rs),
             "events": rs[0]["events"],
             "events/s median": statistics.median(eps),
@@ -136,24 +152,28 @@ def _report(res: dict[bool, list[dict[str, Any]]], runs: int) -> dict[str, Any]:
             statistics.median(r["shadow_strategy_s"] for r in rs),
             row,
         )
+    t_noop = summary[NOOP][0]
     t_off, _, off = summary[False]
     t_on, strat, on = summary[True]
     ratio = on["events/s median"] / off["events/s median"]
-    beyond = 100 * (t_on - t_off - strat) / t_off
+    cost = t_off - t_noop  # the strategy's own cost in the live session
+    beyond = 100 * (t_on - t_off - cost) / t_off
     raw = {
         "rows": rows,
         "events_per_s_ratio": ratio,
         "overhead_pct_total": 100 * (t_on - t_off) / t_off,
+        "strategy_cost_pct": 100 * cost / t_off,
         "shadow_strategy_pct": 100 * strat / t_off,
         "overhead_pct_beyond_strategy": beyond,
+        "overhead_pct_beyond_shadow_strategy_calls": 100 * (t_on - t_off - strat) / t_off,
         "p99_us_off_on": [off["tick→submit p99 µs"], on["tick→submit p99 µs"]],
         "alignment_rate": res[True][0].get("alignment_rate"),
         "goal_pct": GOAL_PCT,
     }
     md = (
         'The same replay (demo BTCUSDT minute bars, `speed="max"`, bench_live\'s trivial '
-        f"strategy, no breakers, audit off), shadow off vs on, {runs} alternating run(s) "
-        "each.\n\n" + "| shadow | runs | events | events/s median (min–max) | tick→submit p50 µs | "
+        f"strategy, no breakers, audit off), shadow off vs on, and the same session with a "
+        f"no-op strategy; {runs} alternating run(s) each.\n\n" + "| shadow | runs | events | events/s median (min–max) | tick→submit p50 µs | "
         "tick→submit p99 µs | orders |\n|---|---|---|---|---|---|---|\n"
         + "\n".join(
             f"| {r['shadow']} | {r['runs']} | {r['events']:,} | {r['events/s median']:,.0f} "
@@ -161,11 +181,14 @@ def _report(res: dict[bool, list[dict[str, Any]]], runs: int) -> dict[str, Any]:
             f"{r['tick→submit p50 µs']:.1f} | {r['tick→submit p99 µs']:.1f} | {r['orders']} |"
             for r in rows
         )
-        + f"\n\nevents/s with shadow / without: **{ratio:.3f}**. Time added: "
-        f"{raw['overhead_pct_total']:.1f} % of the session, of which the shadow strategy's "
-        f"own calls {raw['shadow_strategy_pct']:.1f} %; overhead **beyond the strategy's own "
-        f"cost: {beyond:.1f} %** (goal ≤ {GOAL_PCT:.0f} %). Shadow alignment in these runs: "
-        f"{raw['alignment_rate']:.2%}."
+        + f"\n\nevents/s with shadow / without: **{ratio:.3f}**. Time the shadow adds: "
+        f"{raw['overhead_pct_total']:.1f} % of the session. The strategy's own cost (the "
+        f"session minus the no-op session) is {raw['strategy_cost_pct']:.1f} %, so the overhead "
+        f"**beyond the strategy's own cost is {beyond:.1f} %** (goal ≤ {GOAL_PCT:.0f} %); "
+        f"counting only the time inside the shadow strategy's calls "
+        f"({raw['shadow_strategy_pct']:.1f} %) as its cost, "
+        f"{raw['overhead_pct_beyond_shadow_strategy_calls']:.1f} %. Shadow alignment in these "
+        f"runs: {raw['alignment_rate']:.2%}."
     )
     return {"markdown": md, "raw": raw}
 

@@ -436,7 +436,7 @@ class LiveTradingEngine:
 
             self.streams = StreamSupervisor(
                 self.event_queue.put_nowait,
-                self.executor.data.update_price,
+                self._tick_sink(),
                 lambda kind, msg, details: self.event_queue.put_nowait(
                     AlertEvent(kind, msg, details)
                 ),
@@ -445,6 +445,12 @@ class LiveTradingEngine:
                 self._on_data_gap,
             )
         return self.streams
+
+    def _tick_sink(self) -> Any:
+        """Where streamed ticks go: the strategy's data view (after a queued shadow step,
+        which reads that view as of its own bar)."""
+        update = self.executor.data.update_price
+        return update if self.shadow is None else self.shadow.before_tick(update)
 
     def _on_data_gap(self, gap: Any) -> None:
         self.data_gaps.append(gap)
@@ -627,6 +633,7 @@ class LiveTradingEngine:
             breakers=cb,
             live_ledger=self.ledger,
             live_blotter=self.order_manager,
+            data=self.executor.data,
         )
         om = self.order_manager
         audit_decision = om.on_risk_decision
@@ -815,8 +822,6 @@ class LiveTradingEngine:
         replayed bar counts as its price (for the strategy's ``data`` and, through
         ``reset_price``, for a simulated venue's account checks) until its first bar."""
         self.executor.data.portal_prices = True
-        if self.shadow is not None:
-            self.shadow.executor.data.portal_prices = True
         seed = getattr(self.broker, "reset_price", None)
         start = self._replay_start()
         if seed is None or start is None:
@@ -1398,6 +1403,9 @@ class LiveTradingEngine:
         self.order_manager.last_event_enqueued_ns = ev.enqueued_ns
         if self.watchdog is not None:
             self.watchdog.on_data()
+        shadow = self.shadow
+        if shadow is not None and shadow.pending:
+            shadow.drain()  # it reads the live state as of its bar: before this one moves it
         bars = ev.bars
         self.broker.on_market_data(bars)
         ex = self.executor
@@ -1435,9 +1443,10 @@ class LiveTradingEngine:
             ex.on_market_data(ev)
         else:
             self.stats["strategy_calls_skipped"] += 1
-        if self.shadow is not None and self._loop is not None:
-            # After the live bar (its orders are submitted): the loop runs it when idle.
-            self.shadow.defer(ev, ran, self._loop.call_soon)
+        if shadow is not None and self._loop is not None:
+            # After the live bar (its orders are submitted). A replay reads its next bar
+            # only after this one, so nothing waits: run it now; else when the loop idles.
+            shadow.after_live_bar(ev, ran, None if self.feed.replaying else self._loop.call_soon)
         journal = self.journal
         if self.feed.replaying and journal is not None:
             self._bars_unrecorded += 1

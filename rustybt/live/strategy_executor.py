@@ -40,6 +40,7 @@ class StrategyExecutor:
         clock: Callable[[], datetime],
         on_error: Callable[[str, BaseException], None],
         broker: Any = None,
+        data: LiveBarData | None = None,
     ) -> None:
         self.algo = algo
         self.broker = broker
@@ -47,7 +48,9 @@ class StrategyExecutor:
         self.blotter = blotter
         self.asset_finder = asset_finder
         self.portal = portal
-        self.data = LiveBarData(portal)
+        # ``data``: a view fed by someone else (the shadow reads the live engine's, which
+        # only the live executor updates); None builds this executor's own.
+        self.data = LiveBarData(portal) if data is None else data
         self.clock = clock
         self.on_error = on_error
         self.used_assets: dict[Asset, None] = {}
@@ -172,4 +175,8 @@ class StrategyExecutor:
     def on_market_data(self, event: MarketDataEvent) -> None:
         """Session roll-over hook (if not already done), then ``handle_data``."""
         self.roll_session(event)
+        self._guard("handle_data", self.algo._run_handle_data, self.data)
+
+    def handle_data(self) -> None:
+        """``handle_data`` alone (the caller has already rolled the session)."""
         self._guard("handle_data", self.algo._run_handle_data, self.data)

@@ -37,6 +37,7 @@ import structlog
 
 from rustybt.algorithm import ScriptAlgorithm, TradingAlgorithm
 from rustybt.backtest.runner import _BacktestBlotter
+from rustybt.data.bar_data import LiveBarData
 from rustybt.exceptions import CheckpointCorrupted, ConfigError
 from rustybt.finance.account_rules import AccountRules
 from rustybt.finance.execution import ExecutionSimulator, Fill
@@ -140,6 +141,7 @@ class ShadowEngine:
         breakers: Any = None,
         live_ledger: Ledger,
         live_blotter: Any,
+        data: LiveBarData | None = None,
     ) -> None:
         self.config = config
         self.algo = fresh_copy(strategy)
@@ -159,6 +161,9 @@ class ShadowEngine:
         )
         self.blotter.on_filled = None
         self.blotter.on_risk_decision = self._on_shadow_decision
+        #: The live engine's data view, read (never fed) by the shadow: bars are immutable
+        #: input, so one copy serves both strategies. None: the shadow keeps its own view.
+        self.shared_data = data
         self.executor = StrategyExecutor(
             self.algo,
             self.ledger,
@@ -167,6 +172,7 @@ class ShadowEngine:
             portal,
             lambda: self.now,  # type: ignore[arg-type,return-value]
             self._on_strategy_error,
+            data=data,
         )
         self.blotter.price_of = self.executor.data.last_price
         self.tracker = AlignmentTracker(config.signal_tolerance_pct)
@@ -203,17 +209,43 @@ class ShadowEngine:
         self.tracker.on_live_fill(order_id, dt)
 
     # --- stepping ----------------------------------------------------------------------
-    def defer(self, ev: MarketDataEvent, compare: bool, call_soon: Callable[..., Any]) -> None:
-        """Queue bar ``ev`` and ask the loop to run it when idle (after live submission).
+    @property
+    def pending(self) -> bool:
+        """True while a deferred bar waits to be run."""
+        return bool(self._pending)
 
-        The shadow is at most one bar behind: when the loop had no idle moment since the
-        previous bar (a replay at full speed, a backlog), that bar runs now, after this
-        live bar's strategy call, so a misalignment halts trading no later than one bar
-        after the bar it happened on."""
+    def after_live_bar(
+        self, ev: MarketDataEvent, compare: bool, call_soon: Callable[..., Any] | None
+    ) -> None:
+        """The live engine has run bar ``ev`` (its orders are submitted): run the shadow's.
+
+        ``call_soon`` None (a replay: the next bar is read only after this one, so nothing
+        waits) runs the step now; else it is queued and the loop runs it when idle. A
+        queued step reads the live data view, so the engine drains it (:meth:`drain`)
+        before that view takes the next bar or tick."""
+        if call_soon is None:
+            if self._pending:
+                self.drain()
+            self.step(ev, compare)
+            return
         if self._pending:
             self.drain()
         self._pending.append((ev, compare))
         call_soon(self.drain)
+
+    def defer(self, ev: MarketDataEvent, compare: bool, call_soon: Callable[..., Any]) -> None:
+        """Queue bar ``ev`` for the loop to run when idle (see :meth:`after_live_bar`)."""
+        self.after_live_bar(ev, compare, call_soon)
+
+    def before_tick(self, update: Callable[..., Any]) -> Callable[..., Any]:
+        """``update`` (a tick into the shared data view), running queued bars first."""
+
+        def update_after_shadow(*args: Any) -> Any:
+            if self._pending:
+                self.drain()
+            return update(*args)
+
+        return update_after_shadow
 
     def drain(self) -> None:
         """Run every queued bar now (the loop callback, and before a checkpoint)."""
@@ -223,32 +255,40 @@ class ShadowEngine:
             self.step(ev, compare)
 
     def step(self, ev: MarketDataEvent, compare: bool = True) -> None:
-        """Advance the shadow by one market event and compare it with the live bar."""
-        if self.last_dt is not None and ev.dt <= self.last_dt:
+        """Advance the shadow by one market event and compare it with the live bar.
+
+        With a shared data view the live engine has already put ``ev`` into it."""
+        dt = ev.dt
+        last = self.last_dt
+        if last is not None and dt <= last:
             return  # already simulated (a restart replays from the live resume point)
         if not self._seeded:
             self.seed_from(self.live_ledger)
-        dt = ev.dt
         self.now = dt
         blotter = self.blotter
-        blotter.confirm_cancels()
+        if blotter.cancelling:
+            blotter.confirm_cancels()
         ex = self.executor
-        ex.update_data(ev)
-        bars = {bar.asset: bar for bar in ev.bars}
-        step_bar(blotter, self.sim, self.rules, dt, bars.get, ex.data.last_price)
-        ex.on_market_data(ev)  # before_trading_start on a new session, then handle_data
+        data = ex.data
+        if data is not self.shared_data:
+            ex.update_data(ev)  # the shadow's own view (no shared one, or catching up)
+        step_bar(blotter, self.sim, self.rules, dt, data.bar, data.last_price)
+        ex.roll_session(ev)  # before_trading_start on a new session
+        ex.handle_data()
         self.steps += 1
         self.last_dt = dt
         tracker = self.tracker
         signalled = tracker.has_pending()
         if not compare:
-            tracker.drop_bar(dt)
+            if signalled:
+                tracker.drop_bar(dt)
         elif not signalled:
             tracker.bars_compared += 1  # nothing on either side: aligned, no signal bar
         else:
             result = tracker.compare_bar(dt, self._live_exposure, self._shadow_exposure)
             if not result.aligned and self.breakers is not None:
                 self.breakers.on_misalignment(dt, "; ".join(result.reasons))
+        fills = blotter.fill_count
         if tracker.pairs:
             live_orders, shadow_orders = self.live_blotter.orders, blotter.orders
             if tracker.settle_pairs(live_orders.get, shadow_orders.get):
@@ -259,10 +299,10 @@ class ShadowEngine:
                     and tracker.pairs_compared >= self.config.min_fills_for_quality
                 ):
                     self.breakers.on_execution_quality(quality, dt)
-        if signalled or blotter.fill_count != self._fills_seen:
+        if signalled or fills != self._fills_seen:
             # Returns move with prices every bar; they are sampled where orders or fills
             # happen (and for every report), which is where live and shadow can part.
-            self._fills_seen = blotter.fill_count
+            self._fills_seen = fills
             self.sample_returns()
 
     def sample_returns(self) -> None:
