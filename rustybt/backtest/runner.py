@@ -279,6 +279,11 @@ class _BacktestBlotter(Blotter):
         self._venue_reject(order, reason)
 
 
+#: The backtest's simulated account under a public name: the shadow engine
+#: (``rustybt.live.shadow``) keeps its account in one, so it fills by the backtest's rules.
+BacktestBlotter = _BacktestBlotter
+
+
 def _cancel_on_trip(blotter: _BacktestBlotter) -> Callable[[Any, str], None]:
     """A breaker trip cancels every pending order, as the live engine does."""
 

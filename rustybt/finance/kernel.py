@@ -51,6 +51,7 @@ cancel lands.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -58,15 +59,32 @@ from typing import Any, Protocol
 from rustybt.assets import Asset
 from rustybt.calendars import calendar_tz, session_day
 from rustybt.data.bar import Bar
+from rustybt.finance.account_rules import AccountRules
 from rustybt.finance.execution import ExecutionSimulator, Fill
 from rustybt.finance.ledger import Ledger
 from rustybt.finance.order import Order, TimeInForce
 
-__all__ = ["SimulatedAccount", "step_bar"]
+__all__ = ["ExecutionRules", "SimulatedAccount", "step_bar"]
 
 _DAY = TimeInForce.DAY
 _IOC = TimeInForce.IOC
 _FOK = TimeInForce.FOK
+
+
+@dataclass
+class ExecutionRules:
+    """How a simulated venue fills orders: the two things :func:`step_bar` takes besides
+    the account. A venue hands out its own as independent copies
+    (:meth:`~rustybt.live.brokers.base.BrokerAdapter.execution_rules`) so that a twin of
+    it — the shadow engine's simulated account — fills exactly as it does.
+    """
+
+    simulator: ExecutionSimulator
+    rules: AccountRules
+
+    def set_cost_models(self, commission_model: Any = None, slippage_model: Any = None) -> None:
+        """A strategy's ``set_commission``/``set_slippage``, as the venue applies them."""
+        self.simulator.set_models(slippage_model=slippage_model, commission_model=commission_model)
 
 
 class SimulatedAccount(Protocol):

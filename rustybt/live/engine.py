@@ -603,7 +603,6 @@ class LiveTradingEngine:
     def _setup_shadow(self, strategy: Any, config: Any, finder: Any, risk_limits: Any) -> None:
         """Build the shadow engine from a copy of ``strategy`` taken before ``initialize``,
         add the alignment breaker and listen to the live order path."""
-        from rustybt.finance.execution import ExecutionSimulator
         from rustybt.live.circuit_breakers import AlignmentCircuitBreaker
         from rustybt.live.shadow.config import ShadowTradingConfig
         from rustybt.live.shadow.kernel import ShadowEngine
@@ -620,20 +619,19 @@ class LiveTradingEngine:
         # A simulated venue's own execution rules (slippage, commission, volume cap,
         # account rules) are the shadow's; for a real venue the shadow fills at the bar
         # without costs, so the comparison shows the venue's real costs as slippage.
-        sim = getattr(self.broker, "_sim", None)
-        rules = getattr(self.broker, "rules", None)
+        rules_of = getattr(self.broker, "execution_rules", None)
         self.shadow = ShadowEngine(
             strategy,
             config,
             asset_finder=finder,
             portal=self.data_portal,
-            simulator=copy.deepcopy(sim) if isinstance(sim, ExecutionSimulator) else None,
-            rules=copy.deepcopy(rules) if rules is not None else None,
+            execution=rules_of() if rules_of is not None else None,
             risk_limits=risk_limits,
             breakers=cb,
             live_ledger=self.ledger,
             live_blotter=self.order_manager,
             data=self.executor.data,
+            live_scheduler=self.scheduler,
         )
         om = self.order_manager
         audit_decision = om.on_risk_decision
@@ -750,6 +748,8 @@ class LiveTradingEngine:
                 self.feed.portal.asset_finder, self.executor.used_assets, self._calendar
             )
             self.executor.set_clock_calendar(clock_calendar)
+            if self.shadow is not None:
+                self.shadow.executor.set_clock_calendar(clock_calendar)
             n = self.feed.configure_replay(clock_set, self._resume_after)
             self._check_replay_not_behind_venue()
             self.audit.record(

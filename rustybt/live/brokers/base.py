@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from rustybt.assets import Asset
+from rustybt.finance.kernel import ExecutionRules
 from rustybt.live.events import Event
 
 
@@ -157,3 +158,10 @@ class BrokerAdapter(ABC):
 
     def on_market_data(self, bars: list[Any]) -> None:  # noqa: B027 - optional hook
         """Simulated venues match resting orders against each bar here; real ones ignore it."""
+
+    def execution_rules(self) -> ExecutionRules | None:
+        """A simulated venue's fill rules (execution simulator and account rules), as
+        copies that share nothing with the venue: what a simulated twin of it needs (the
+        shadow engine fills by them). ``None`` for a real venue, whose fills no model
+        describes."""
+        return None

@@ -19,6 +19,7 @@ a worker thread folds the log into a snapshot now and then
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,7 +41,7 @@ from rustybt.exceptions import (
 from rustybt.finance.account_rules import AccountRules
 from rustybt.finance.decimal import config_decimal
 from rustybt.finance.execution import ExecutionSimulator, Fill
-from rustybt.finance.kernel import step_bar
+from rustybt.finance.kernel import ExecutionRules, step_bar
 from rustybt.finance.ledger import Ledger, Position
 from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce, validate_order
 from rustybt.live.brokers.base import BrokerAdapter
@@ -129,6 +130,11 @@ class PaperBroker(BrokerAdapter):
     def set_cost_models(self, commission_model: Any = None, slippage_model: Any = None) -> None:
         """The strategy's ``set_commission``/``set_slippage``: same models as the backtest."""
         self._sim.set_models(slippage_model=slippage_model, commission_model=commission_model)
+
+    def execution_rules(self) -> ExecutionRules:
+        """Copies of this venue's execution simulator (slippage, commission, volume cap)
+        and account rules, as they are now: the shadow engine fills by them."""
+        return ExecutionRules(copy.deepcopy(self._sim), copy.deepcopy(self.rules))
 
     @property
     def market_now(self) -> datetime | None:

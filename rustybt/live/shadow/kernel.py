@@ -3,7 +3,7 @@
 :class:`ShadowEngine` holds a second instance of the user's strategy (a deep copy taken
 before ``initialize``; a zipline-style script is loaded again so the two never share
 module globals), a simulated account — the backtest's own
-(:class:`rustybt.backtest.runner._BacktestBlotter`, a
+(:class:`rustybt.backtest.runner.BacktestBlotter`, a
 :class:`~rustybt.finance.kernel.SimulatedAccount`) over its own
 :class:`~rustybt.finance.ledger.Ledger` — and the live strategy's data view
 (:class:`~rustybt.live.strategy_executor.StrategyExecutor`, so ``data.history`` and
@@ -36,16 +36,17 @@ from typing import Any
 import structlog
 
 from rustybt.algorithm import ScriptAlgorithm, TradingAlgorithm
-from rustybt.backtest.runner import _BacktestBlotter
+from rustybt.backtest.runner import BacktestBlotter
 from rustybt.data.bar_data import LiveBarData
 from rustybt.exceptions import CheckpointCorrupted, ConfigError
 from rustybt.finance.account_rules import AccountRules
 from rustybt.finance.execution import ExecutionSimulator, Fill
-from rustybt.finance.kernel import step_bar
+from rustybt.finance.kernel import ExecutionRules, step_bar
 from rustybt.finance.ledger import Ledger
 from rustybt.finance.order import Order
 from rustybt.finance.risk_gate import RiskGate
 from rustybt.live.events import MarketDataEvent
+from rustybt.live.scheduler import SimulatedClock, TradingScheduler
 from rustybt.live.shadow.alignment import LIVE, SHADOW, AlignmentTracker, Signal
 from rustybt.live.shadow.config import ShadowTradingConfig
 from rustybt.live.strategy_executor import StrategyExecutor
@@ -113,7 +114,7 @@ def _rebind(ns: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _ShadowAccount(_BacktestBlotter):
+class _ShadowAccount(BacktestBlotter):
     """The backtest's simulated account, telling the shadow about each fill."""
 
     on_filled: Callable[[Order, datetime], None] | None = None
@@ -123,6 +124,14 @@ class _ShadowAccount(_BacktestBlotter):
         self.transactions.clear()  # the shadow keeps orders, not a transaction list
         if self.on_filled is not None:
             self.on_filled(order, dt)
+
+
+class _NoCostModels:
+    """Beside a real venue the shadow fills without costs; the strategy's cost models
+    are ignored there as live ignores them (one warning, from the live executor)."""
+
+    def set_cost_models(self, **models: Any) -> None:
+        pass
 
 
 class ShadowEngine:
@@ -135,18 +144,22 @@ class ShadowEngine:
         *,
         asset_finder: Any,
         portal: Any,
-        simulator: ExecutionSimulator | None = None,
-        rules: AccountRules | None = None,
+        execution: ExecutionRules | None = None,
         risk_limits: Any = None,
         breakers: Any = None,
         live_ledger: Ledger,
         live_blotter: Any,
         data: LiveBarData | None = None,
+        live_scheduler: Any = None,
     ) -> None:
         self.config = config
         self.algo = fresh_copy(strategy)
-        self.sim = simulator if simulator is not None else ExecutionSimulator()
-        self.rules = rules if rules is not None else AccountRules()
+        # A simulated venue's own fill rules (its public copies); a real venue's fills
+        # follow no model: the shadow fills at the bar without costs, so the comparison
+        # shows the venue's real costs as slippage.
+        self.execution = execution or ExecutionRules(ExecutionSimulator(), AccountRules())
+        self.sim = self.execution.simulator
+        self.rules = self.execution.rules
         self.breakers = breakers
         self.live_ledger = live_ledger
         self.live_blotter = live_blotter
@@ -172,9 +185,18 @@ class ShadowEngine:
             portal,
             lambda: self.now,  # type: ignore[arg-type,return-value]
             self._on_strategy_error,
+            # set_commission/set_slippage reach the shadow's simulator as they reach a
+            # simulated venue's; a real venue ignores them (the live executor says so).
+            broker=self.execution if execution is not None else _NoCostModels(),
             data=data,
         )
         self.blotter.price_of = self.executor.data.last_price
+        # schedule_function jobs run as live runs them: a TradingScheduler on a simulated
+        # clock moved to each bar's time (due jobs fire after before_trading_start, before
+        # handle_data), with the live scheduler's misfire policy. Built at the first bar.
+        self._grace: float | None = getattr(live_scheduler, "misfire_grace_seconds", 60)
+        self._coalesce: bool = getattr(live_scheduler, "coalesce", True)
+        self.scheduler: TradingScheduler | None = None
         self.tracker = AlignmentTracker(config.signal_tolerance_pct)
         self.errors: list[str] = []
         self.steps = 0
@@ -274,6 +296,11 @@ class ShadowEngine:
             ex.update_data(ev)  # the shadow's own view (no shared one, or catching up)
         step_bar(blotter, self.sim, self.rules, dt, data.bar, data.last_price)
         ex.roll_session(ev)  # before_trading_start on a new session
+        sched = self.scheduler
+        if sched is None and ex.schedules:
+            sched = self._start_scheduler(dt)
+        if sched is not None and dt >= sched.now():
+            sched.advance_to(dt)  # due scheduled functions run now
         ex.handle_data()
         self.steps += 1
         self.last_dt = dt
@@ -304,6 +331,19 @@ class ShadowEngine:
             # happen (and for every report), which is where live and shadow can part.
             self._fills_seen = fills
             self.sample_returns()
+
+    def _start_scheduler(self, dt: datetime) -> TradingScheduler:
+        """The shadow's scheduler, started at its first bar as the live replay's starts at
+        the first bar it replays (a job due at that very time fires on it)."""
+        sched = TradingScheduler(
+            misfire_grace_seconds=self._grace,
+            coalesce=self._coalesce,
+            clock=SimulatedClock(dt),
+        )
+        self.executor.attach_scheduler(sched)
+        sched.start()
+        self.scheduler = sched
+        return sched
 
     def sample_returns(self) -> None:
         """Feed both accounts' values to the returns comparison."""

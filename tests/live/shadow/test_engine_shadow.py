@@ -188,3 +188,89 @@ def test_malformed_shadow_state_raises_checkpoint_corrupted_and_changes_nothing(
         with pytest.raises(CheckpointCorrupted, match="shadow"):
             shadow.load(bad)
         assert shadow.to_dict() == before
+
+
+class ScheduledOnly(TradingAlgorithm):
+    """Trades only from scheduled functions: a buy 10 minutes after the open, a target
+    back to flat at 11:00 New York, every day."""
+
+    def initialize(self):
+        from rustybt.scheduling import date_rules, time_rules
+
+        self.a = self.symbol("AAPL")
+        self.runs = 0
+        self.schedule_function(self.buy, date_rules.every_day(), time_rules.market_open(minutes=10))
+        self.schedule_function(
+            self.flatten, date_rules.every_day(), time_rules.market_open(minutes=30)
+        )
+
+    def buy(self, context, data):
+        self.runs += 1
+        self.order(self.a, 7)
+
+    def flatten(self, context, data):
+        self.runs += 1
+        self.order_target(self.a, 0)
+
+    def handle_data(self, context, data):
+        pass
+
+
+async def test_orders_placed_only_from_scheduled_functions_are_fully_aligned(tmp_path):
+    engine = make_engine(ScheduledOnly(), PaperBroker(starting_cash=D("100000")), tmp_path)
+    await run(engine, events=60)
+    rep = engine.get_shadow_report()
+    # The shadow ran both jobs on the same bars as live, and placed the same orders.
+    assert engine.strategy.runs == engine.shadow.algo.runs == 2
+    assert rep.signal_bars == 2
+    assert rep.alignment_rate == 1 and rep.misaligned == []
+    assert rep.pairs_compared == 2 and rep.execution_quality == 1
+    assert not engine.circuit_breakers.get("alignment").is_tripped
+
+
+class SlippedBuyer(TradingAlgorithm):
+    """Sets its own slippage and commission in initialize, then buys on bars 5 and 15."""
+
+    def initialize(self):
+        from rustybt.finance.commission import PerShare
+        from rustybt.finance.slippage import FixedBasisPointsSlippage
+
+        self.a = self.symbol("AAPL")
+        self.bars = 0
+        self.set_slippage(FixedBasisPointsSlippage(basis_points=25, volume_limit=1))
+        self.set_commission(PerShare(cost=0.01, min_trade_cost=1))
+
+    def handle_data(self, context, data):
+        self.bars += 1
+        if self.bars in (5, 15):
+            self.order(self.a, 10)
+
+
+async def test_the_strategys_cost_models_reach_the_shadows_simulated_venue_too(tmp_path):
+    engine = make_engine(SlippedBuyer(), PaperBroker(starting_cash=D("100000")), tmp_path)
+    await run(engine, events=30)
+    rep = engine.get_shadow_report()
+    assert rep.pairs_compared == 2
+    # Same 25 bps slippage and the same commission on both sides: identical fills.
+    assert rep.avg_slippage_bps == 0
+    assert engine.shadow.ledger.fees_paid == engine.ledger.fees_paid == D("2")
+    assert rep.returns_deviation == 0
+    assert rep.alignment_rate == 1
+
+
+def test_paper_broker_execution_rules_are_copies_sharing_nothing_with_the_venue():
+    from rustybt.finance.kernel import ExecutionRules
+    from rustybt.finance.slippage import FixedSlippage
+    from rustybt.live.brokers.base import BrokerAdapter
+
+    broker = PaperBroker(starting_cash=D("1000"), volume_limit_pct=D("0.5"), allow_short=True)
+    rules = broker.execution_rules()
+    assert isinstance(rules, ExecutionRules)
+    assert rules.simulator.volume_limit_pct == D("0.5") and rules.rules.allow_short
+    before = type(broker.execution_rules().simulator.slippage_model)
+    rules.set_cost_models(slippage_model=FixedSlippage(spread=1))
+    assert rules.simulator.volume_limit_pct is None  # the model's own cap replaced it
+    again = broker.execution_rules()  # the venue itself is unchanged
+    assert again.simulator.volume_limit_pct == D("0.5")
+    assert type(again.simulator.slippage_model) is before is not FixedSlippage
+    assert BrokerAdapter.execution_rules(broker) is None  # a real venue: no model
