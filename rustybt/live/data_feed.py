@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -162,6 +162,25 @@ class DataFeed:
                 )
         return MarketDataEvent(dt, bars, time.perf_counter_ns())
 
+    def replay_events(self, after: datetime | None, upto: datetime) -> Iterator[MarketDataEvent]:
+        """The replay's events stamped in (``after``, ``upto``] (``after`` None: from the
+        first), built as :meth:`next_replay_event` builds them, without moving the replay:
+        the bars a restarted engine already traded, for the shadow to catch up on."""
+        clock = self._clock_ns
+        if clock is None:
+            return
+        lo = 0 if after is None else int(np.searchsorted(clock, _ns_of(after), side="right"))
+        hi = int(np.searchsorted(clock, _ns_of(upto), side="right"))
+        for i in range(lo, hi):
+            saved, replaying = self._i, self.replaying
+            self._i = i
+            try:
+                ev = self.next_replay_event()
+            finally:
+                self._i, self.replaying = saved, replaying
+            if ev is not None:
+                yield ev
+
     def unread(self) -> None:
         """Put the last replay event back (the engine had something more urgent)."""
         if self._i > 0:
@@ -277,3 +296,8 @@ class DataFeed:
                 if on_error is None:
                     raise
                 on_error("malformed", exc)
+
+
+def _ns_of(dt: datetime) -> int:
+    """``dt`` in the clock's integer nanoseconds (as configure_replay's skip_until)."""
+    return int(dt.timestamp() * 1_000_000) * 1000

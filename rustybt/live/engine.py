@@ -784,6 +784,8 @@ class LiveTradingEngine:
             )
 
         if self._restored_from is not None:
+            if self.shadow is not None:
+                await self._shadow_catch_up()
             # Start from here next time, so a second crash does not redo this work.
             await self._checkpoint_quietly()
         self._setup_scheduler()
@@ -967,6 +969,19 @@ class LiveTradingEngine:
         if not getattr(self.scheduler, "running", False):
             self.scheduler.start()
 
+    async def _shadow_catch_up(self) -> None:
+        """After a restart the shadow resumes from the checkpoint's bar, the live replay
+        after the last bar its journal recorded: the shadow replays the bars in between
+        (read again from the bundle) and compares them with the live orders the journal
+        holds. Live data has no store of past bars: those orders are reported as not
+        compared."""
+        upto = self._resume_after
+        feed = self.feed
+        events = None
+        if feed.replaying and upto is not None:
+            events = feed.replay_events(self.shadow.last_dt, upto)
+        await self.shadow.catch_up(events, upto, compare=self._strategy_may_run())
+
     def _replay_start(self) -> datetime | None:
         dts = self.feed._dts
         i = self.feed.replay_position
@@ -1062,6 +1077,9 @@ class LiveTradingEngine:
         # re-applied): a venue that sends one again must not count it twice.
         for jo in state.orders.values():
             om._applied_fills.update(jo.fills)
+        if self.shadow is not None:
+            # The live side of the bars after the checkpoint (see _shadow_catch_up).
+            self.shadow.recover_live_signals(state.orders.values(), after)
         # Client order ids are never reused: continue above every id ever journalled
         # (the session id differs anyway).
         om.sequence = max(om.sequence, _highest_sequence(state.orders))

@@ -124,6 +124,9 @@ class ShadowReport:
     max_abs_returns_deviation: Decimal
     misaligned: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    #: Each restart's gap (bars between the checkpoint and the resumed bar): how many
+    #: bars were replayed and compared, and live orders that could not be compared.
+    restarts: list[dict[str, Any]] = field(default_factory=list)
     drift_note: str = (
         "order_target* sizes are compared by intended exposure (held + open + new) when "
         "the raw order sizes differ, so lagging live fills do not count as misalignment"
@@ -153,6 +156,11 @@ class ShadowReport:
             f"avg latency {num(self.avg_latency_ms, 'ms')}",
             f"Shadow returns: live {pct(self.live_return)} vs shadow {pct(self.shadow_return)} "
             f"(deviation {pct(self.returns_deviation)})",
+        ] + [
+            f"Shadow after restart: {g['bars_compared']} of {g['bars_replayed']} missed bars "
+            f"compared, {g['live_orders_not_compared']} of {g['live_orders']} live orders "
+            "not compared" + (f" ({g['reason']})" if g.get("reason") else "")
+            for g in self.restarts
         ]
 
 
@@ -277,6 +285,18 @@ class AlignmentTracker:
         """A fill of live order ``order_id`` was applied at ``dt`` (the first one counts)."""
         if order_id in self.pairs and order_id not in self._live_first_fill:
             self._live_first_fill[order_id] = dt
+
+    def on_live_fill_pending(self, order_id: str, dt: datetime) -> None:
+        """Live order ``order_id`` (not yet paired: its bar is still to be compared, after a
+        restart) was first filled at ``dt``; :meth:`forget_unpaired_fills` drops it if it
+        never pairs."""
+        if order_id not in self._live_first_fill:
+            self._live_first_fill[order_id] = dt
+
+    def forget_unpaired_fills(self) -> None:
+        first = self._live_first_fill
+        for order_id in [k for k in first if k not in self.pairs]:
+            del first[order_id]
 
     def settle_pairs(self, live_order: Any, shadow_order: Any) -> list[str]:
         """Score every pair whose two orders are final; returns the live ids scored.

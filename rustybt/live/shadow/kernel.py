@@ -24,11 +24,12 @@ calls the broker: its whole state is :meth:`to_dict`, stored inside the live che
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import runpy
 import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -48,6 +49,7 @@ from rustybt.finance.risk_gate import RiskGate
 from rustybt.live.events import MarketDataEvent
 from rustybt.live.scheduler import SimulatedClock, TradingScheduler
 from rustybt.live.shadow.alignment import LIVE, SHADOW, AlignmentTracker, Signal
+from rustybt.live.shadow.catchup import JournalSignal, journal_signals
 from rustybt.live.shadow.config import ShadowTradingConfig
 from rustybt.live.strategy_executor import StrategyExecutor
 
@@ -204,6 +206,10 @@ class ShadowEngine:
         self._pending: deque[tuple[MarketDataEvent, bool]] = deque()
         self._seeded = False
         self._fills_seen = 0
+        self._catching_up = False
+        self._backlog: list[JournalSignal] = []
+        #: Restarts the shadow caught up on (see :meth:`catch_up`), newest last.
+        self.restarts: list[dict[str, Any]] = []
 
     # --- setup ---------------------------------------------------------------------------
     def initialize(self) -> None:
@@ -326,7 +332,8 @@ class ShadowEngine:
                     and tracker.pairs_compared >= self.config.min_fills_for_quality
                 ):
                     self.breakers.on_execution_quality(quality, dt)
-        if signalled or fills != self._fills_seen:
+        if (signalled or fills != self._fills_seen) and not self._catching_up:
+            # (catching up, the live account is already past the bar: not comparable)
             # Returns move with prices every bar; they are sampled where orders or fills
             # happen (and for every report), which is where live and shadow can part.
             self._fills_seen = fills
@@ -345,6 +352,112 @@ class ShadowEngine:
         self.scheduler = sched
         return sched
 
+    # --- after a restart -------------------------------------------------------------------
+    def recover_live_signals(self, journal_orders: Any, after_seq: int) -> None:
+        """Take the live orders the journal wrote after the checkpoint (``after_seq``):
+        the live side of the bars :meth:`catch_up` replays. Call after the journal's
+        records were applied to the live account."""
+        self._backlog = journal_signals(journal_orders, after_seq, self.live_exposure)
+
+    async def catch_up(
+        self,
+        events: Iterable[MarketDataEvent] | None,
+        upto: datetime | None,
+        compare: bool = True,
+    ) -> dict[str, Any] | None:
+        """After a restart: bring the shadow to ``upto``, the bar the live engine resumes
+        after, and compare the bars in between with the live orders
+        :meth:`recover_live_signals` found.
+
+        ``events`` are those bars (a replay reads them again from its bundle). ``None``
+        (live data: no store of past bars) compares nothing: the live orders of the gap
+        are counted as not compared. ``compare`` False (the live strategy is halted now,
+        so when it stopped is unknown) replays the bars without comparing them. Returns
+        what was done (also kept in the report's ``restarts``), or None when there was no
+        gap. Uses a data view of its own: the live one has not seen those bars again.
+        """
+        backlog, self._backlog = self._backlog, []
+        after = self.last_dt
+        if upto is not None and after is not None and upto <= after:
+            upto = None  # the checkpoint is as new as the resume point: no gap
+        signals = [
+            j for j in backlog if (after is None or j.dt > after) and (upto is None or j.dt <= upto)
+        ]
+        if upto is None and not signals:
+            return None
+        gap: dict[str, Any] = {
+            "after": after.isoformat() if after else None,
+            "upto": upto.isoformat() if upto else None,
+            "bars_replayed": 0,
+            "bars_compared": 0,
+            "live_orders": len(signals),
+            "live_orders_not_compared": 0,
+        }
+        if events is None or not compare:
+            gap["live_orders_not_compared"] = len(signals)
+            gap["reason"] = (
+                "no stored bars to replay (live data)" if events is None else "live is halted"
+            )
+        tracker = self.tracker
+        if events is not None:
+            if compare:
+                for j in signals:
+                    tracker.record(LIVE, j.dt, j.signal)
+                    if j.first_fill is not None:
+                        tracker.on_live_fill_pending(j.signal.order_id, j.first_fill)
+            await self._catch_up_steps(events, compare, signals, gap)
+            tracker.forget_unpaired_fills()
+        self.restarts.append(gap)
+        del self.restarts[:-100]
+        log.info("shadow_caught_up", **gap)
+        return gap
+
+    async def _catch_up_steps(
+        self,
+        events: Iterable[MarketDataEvent],
+        compare: bool,
+        signals: list[JournalSignal],
+        gap: dict[str, Any],
+    ) -> None:
+        ex = self.executor
+        shared, own = ex.data, LiveBarData(ex.portal)
+        own.portal_prices = getattr(shared, "portal_prices", False)
+        # Held + open on an asset the live side did not order on a bar of the gap: today's
+        # minus the gap's later orders (a cancel in the gap is not dated; see the docs).
+        later = [(j.dt, j.signal.symbol, j.signal.amount) for j in signals]
+        live_exposure = self._live_exposure
+
+        def exposure_then(symbol: str) -> Decimal:
+            now = self.now
+            return live_exposure(symbol) - sum(
+                (a for dt, s, a in later if s == symbol and now is not None and dt > now),
+                _ZERO,
+            )
+
+        self._use_data(own)
+        self._live_exposure = exposure_then  # type: ignore[method-assign]
+        self._catching_up = True
+        compared = self.tracker.bars_compared
+        try:
+            for n, ev in enumerate(events, 1):
+                self.step(ev, compare)
+                gap["bars_replayed"] = n
+                if n % 512 == 0:
+                    await asyncio.sleep(0)  # a long gap must not hold the loop
+        finally:
+            self._catching_up = False
+            del self._live_exposure
+            self._use_data(shared)
+            if self.scheduler is not None:
+                # Its jobs read the catch-up view: the next bar starts a new scheduler on
+                # the shared one (the clock only moves forward, so nothing fires twice).
+                self.scheduler = None
+        gap["bars_compared"] = self.tracker.bars_compared - compared
+
+    def _use_data(self, data: Any) -> None:
+        self.executor.data = data
+        self.blotter.price_of = data.last_price
+
     def sample_returns(self) -> None:
         """Feed both accounts' values to the returns comparison."""
         self.tracker.on_values(self.live_ledger.portfolio_value, self.ledger.portfolio_value)
@@ -357,6 +470,10 @@ class ShadowEngine:
         held = pos.amount if pos is not None else _ZERO
         before = held + self.blotter.open_amount(order.asset)
         self.tracker.record(SHADOW, self.now, _signal(order, before))
+
+    def live_exposure(self, symbol: str) -> Decimal:
+        """The live account's held + open amount on the asset called ``symbol``."""
+        return _exposure(self.live_ledger, self.live_blotter, symbol)
 
     def _live_exposure(self, symbol: str) -> Decimal:
         return _exposure(self.live_ledger, self.live_blotter, symbol)
@@ -380,6 +497,7 @@ class ShadowEngine:
         if not self.config.track_latency:
             rep.avg_latency_ms = None
         rep.config["shadow_strategy_errors"] = list(self.errors)
+        rep.restarts = [dict(g) for g in self.restarts]
         return rep
 
     def to_dict(self) -> dict[str, Any]:
@@ -397,6 +515,7 @@ class ShadowEngine:
             "sequence": blotter.sequence,
             "tracker": self.tracker.to_dict(),
             "errors": list(self.errors),
+            "restarts": [dict(g) for g in self.restarts],
         }
 
     def load(self, d: dict[str, Any]) -> None:
@@ -413,6 +532,7 @@ class ShadowEngine:
             tracker.load(d["tracker"])
             strategy = d["strategy"]
             steps = int(d["steps"])
+            restarts = [dict(g) for g in d.get("restarts") or []]
         except (CheckpointCorrupted, KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise CheckpointCorrupted(
                 f"shadow state in the checkpoint is malformed ({exc!r}); delete the "
@@ -437,6 +557,7 @@ class ShadowEngine:
         self.last_dt = last_dt
         self.steps = steps
         self.errors = list(d.get("errors") or [])
+        self.restarts = restarts
         self._seeded = True
 
 
