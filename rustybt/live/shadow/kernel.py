@@ -5,21 +5,27 @@ before ``initialize``; a zipline-style script is loaded again so the two never s
 module globals), a simulated account — the backtest's own
 (:class:`rustybt.backtest.runner.BacktestBlotter`, a
 :class:`~rustybt.finance.kernel.SimulatedAccount`) over its own
-:class:`~rustybt.finance.ledger.Ledger` — and the live strategy's data view
-(:class:`~rustybt.live.strategy_executor.StrategyExecutor`, so ``data.history`` and
-``data.current`` answer exactly as they do live).
+:class:`~rustybt.finance.ledger.Ledger`, filling by the venue's
+:meth:`~rustybt.live.brokers.base.BrokerAdapter.execution_rules` — and a
+:class:`~rustybt.live.strategy_executor.StrategyExecutor` over the live strategy's own
+data view (read, never fed: bars are immutable input), so ``data.history`` and
+``data.current`` answer exactly as they do live, without a second copy.
 
 Per market event, in the backtest's order: the shared per-bar step
 (:func:`rustybt.finance.kernel.step_bar`: match resting orders, mark positions), then
-``before_trading_start`` on a new session, then ``handle_data``; then the bar is compared
-with what the live strategy did (:class:`~rustybt.live.shadow.alignment.AlignmentTracker`)
-and the alignment breaker is fed.
+``before_trading_start`` on a new session, the due ``schedule_function`` jobs (its own
+:class:`~rustybt.live.scheduler.TradingScheduler` on a simulated clock), then
+``handle_data``; then the bar is compared with what the live strategy did
+(:class:`~rustybt.live.shadow.alignment.AlignmentTracker`) and the alignment breaker is
+fed.
 
-The engine defers each step (``loop.call_soon``) until the live bar — strategy and order
-submission — is done, so the shadow adds nothing to tick→submit latency; a checkpoint
-first runs every deferred step (:meth:`drain`), so the saved shadow state describes the
-same bar as the live state. The shadow never journals, opens sockets, writes files or
-calls the broker: its whole state is :meth:`to_dict`, stored inside the live checkpoint.
+A step runs after the live bar — strategy and order submission — is done
+(:meth:`after_live_bar`), and before the shared data view takes the next bar or tick; a
+checkpoint first runs any queued step (:meth:`drain`), so the saved shadow state describes
+the same bar as the live state. After a crash, :meth:`catch_up` replays the bars between
+the checkpoint and the live resume point. The shadow never journals, opens sockets,
+writes files or calls the broker: its whole state is :meth:`to_dict`, stored inside the
+live checkpoint.
 """
 
 from __future__ import annotations
@@ -260,10 +266,6 @@ class ShadowEngine:
             self.drain()
         self._pending.append((ev, compare))
         call_soon(self.drain)
-
-    def defer(self, ev: MarketDataEvent, compare: bool, call_soon: Callable[..., Any]) -> None:
-        """Queue bar ``ev`` for the loop to run when idle (see :meth:`after_live_bar`)."""
-        self.after_live_bar(ev, compare, call_soon)
 
     def before_tick(self, update: Callable[..., Any]) -> Callable[..., Any]:
         """``update`` (a tick into the shared data view), running queued bars first."""
