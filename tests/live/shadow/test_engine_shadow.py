@@ -274,3 +274,62 @@ def test_paper_broker_execution_rules_are_copies_sharing_nothing_with_the_venue(
     assert again.simulator.volume_limit_pct == D("0.5")
     assert type(again.simulator.slippage_model) is before is not FixedSlippage
     assert BrokerAdapter.execution_rules(broker) is None  # a real venue: no model
+
+
+class Recorder(TradingAlgorithm):
+    """Writes down what ``data`` shows on each bar and buys 1 on every second bar."""
+
+    def initialize(self):
+        self.a = self.symbol("AAPL")
+        self.seen = []
+
+    def handle_data(self, context, data):
+        hist = data.history(self.a, "price", 3, "1m")
+        self.seen.append((data.current_dt, data.current(self.a, "price"), list(hist)))
+        if len(self.seen) % 2 == 0:
+            self.order(self.a, 1)
+
+
+async def test_pushed_bars_in_a_burst_each_shadow_step_sees_the_data_of_its_own_bar(tmp_path):
+    from datetime import UTC, datetime
+
+    from rustybt.data.bar import Bar
+
+    strategy = Recorder()
+    engine = make_engine(
+        strategy,
+        PaperBroker(starting_cash=D("100000")),
+        tmp_path,
+        replay=False,
+        stop_when_data_ends=False,
+        start=None,
+        end=None,
+    )
+    task = asyncio.create_task(engine.run())
+    try:
+        for _ in range(1000):
+            if engine.get_status()["reconciliation"] == "ok":
+                break
+            await asyncio.sleep(0.01)
+        assert not engine.feed.replaying
+        t0 = datetime(2024, 1, 31, 14, 31, tzinfo=UTC)
+        # All queued before the engine runs any: each bar's shadow step is still queued
+        # when the next bar reaches the shared data view, and must run first.
+        for i in range(6):
+            p = D("190") + i
+            engine.push_market_data(
+                Bar(strategy.a, t0 + timedelta(minutes=i), p, p, p, p, D("1e6"))
+            )
+        for _ in range(1000):
+            if engine.shadow.steps == 6 and not engine.shadow.pending:
+                break
+            await asyncio.sleep(0.01)
+        twin = engine.shadow.algo
+        assert len(strategy.seen) == 6
+        assert twin.seen == strategy.seen
+        assert [s[1] for s in twin.seen] == [D("190") + i for i in range(6)]
+        rep = engine.get_shadow_report()
+        assert rep.signal_bars == 3 and rep.alignment_rate == 1
+    finally:
+        await engine.shutdown()
+        await asyncio.wait_for(task, 10)
