@@ -213,6 +213,7 @@ class ShadowEngine:
         self._seeded = False
         self._fills_seen = 0
         self._catching_up = False
+        self._live_new: list[tuple[Order, datetime, Decimal]] = []
         self._backlog: list[JournalSignal] = []
         #: Restarts the shadow caught up on (see :meth:`catch_up`), newest last.
         self.restarts: list[dict[str, Any]] = []
@@ -233,11 +234,20 @@ class ShadowEngine:
         """The live blotter's risk decision on ``order`` (placed while running bar ``dt``)."""
         if reason is not None or dt is None:
             return  # refused before it reached the venue: not a signal
-        led = self.live_ledger
-        pos = led.positions.get(order.asset)
-        held = pos.amount if pos is not None else _ZERO
-        before = held + self.live_blotter.open_amount(order.asset)
-        self.tracker.record(LIVE, dt, _signal(order, before))
+        # This runs between the risk decision and the send: only what must be read now
+        # (held + open before the order joins the book); the signal is built later.
+        pos = self.live_ledger.positions.get(order.asset)
+        before = self.live_blotter.open_amount(order.asset)
+        if pos is not None:
+            before += pos.amount
+        self._live_new.append((order, dt, before))
+
+    def _record_live(self) -> None:
+        """Turn the live decisions taken since the last call into signals."""
+        record = self.tracker.record
+        for order, dt, before in self._live_new:
+            record(LIVE, dt, _signal(order, before))
+        self._live_new.clear()
 
     def on_live_fill(self, order_id: str, dt: datetime) -> None:
         self.tracker.on_live_fill(order_id, dt)
@@ -288,6 +298,8 @@ class ShadowEngine:
         """Advance the shadow by one market event and compare it with the live bar.
 
         With a shared data view the live engine has already put ``ev`` into it."""
+        if self._live_new:
+            self._record_live()
         dt = ev.dt
         last = self.last_dt
         if last is not None and dt <= last:
@@ -491,6 +503,7 @@ class ShadowEngine:
 
     # --- report and persistence ----------------------------------------------------------
     def report(self) -> Any:
+        self._record_live()
         if self.last_dt is not None:
             self.sample_returns()
         rep = self.tracker.report(self.config.to_dict())
@@ -504,6 +517,7 @@ class ShadowEngine:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to resume: strategy variables, account, orders, comparison."""
+        self._record_live()
         blotter = self.blotter
         keep = {sid for sid, _ in self.tracker.pairs.values()}
         orders = [o for o in blotter.orders.values() if o.is_open or o.id in keep]
