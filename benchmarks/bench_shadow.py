@@ -22,7 +22,6 @@ events/s (wall clock) are in the table beside them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import statistics
@@ -43,6 +42,7 @@ from benchmarks.bench_live import (
 )
 from rustybt.algorithm import TradingAlgorithm
 from rustybt.data.polars.data_portal import PolarsDataPortal
+from rustybt.live import event_loop
 from rustybt.live.circuit_breakers import CircuitBreakerManager
 from rustybt.live.shadow.config import ShadowTradingConfig
 
@@ -153,11 +153,11 @@ def run(
             portal.asset_bars("BTCUSDT")
             if not quick:  # untimed warm-up of both
                 for shadow in (False, True, NOOP):
-                    asyncio.run(_once(portal, shadow, QUICK_EVENTS))
+                    event_loop.run(_once(portal, shadow, QUICK_EVENTS))
             res: dict[Any, list[dict[str, Any]]] = {False: [], True: [], NOOP: []}
             for _ in range(runs):
                 for shadow in (False, True, NOOP):
-                    res[shadow].append(asyncio.run(_once(portal, shadow, max_events)))
+                    res[shadow].append(event_loop.run(_once(portal, shadow, max_events)))
     finally:
         if tmp_root is not None:
             shutil.rmtree(tmp_root, ignore_errors=True)
@@ -211,11 +211,13 @@ def _report(res: dict[Any, list[dict[str, Any]]], runs: int) -> dict[str, Any]:
         "p50_us_off_on": [off["tick→submit p50 µs"], on["tick→submit p50 µs"]],
         "alignment_rate": res[True][0].get("alignment_rate"),
         "goal_pct": GOAL_PCT,
+        "event_loop": event_loop.loop_factory()[0],
     }
     md = (
         'The same replay (demo BTCUSDT minute bars, `speed="max"`, bench_live\'s trivial '
         "strategy, no breakers, audit off), shadow off vs on, and the same session with a "
-        f"no-op strategy; {runs} alternating run(s) each.\n\n"
+        f"no-op strategy; {runs} alternating run(s) each, on the {raw['event_loop']} event "
+        "loop.\n\n"
         "| session | runs | events | events/s median (min–max) | CPU µs/event | "
         "tick→submit p50 µs | tick→submit p99 µs | orders |\n|---|---|---|---|---|---|---|---|\n"
         + "\n".join(
