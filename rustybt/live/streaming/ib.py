@@ -249,6 +249,19 @@ class IBRealTimeBarStream(MarketDataStream):
         start = bar.dt if bar.dt.tzinfo else bar.dt.replace(tzinfo=UTC)
         end = start + self.sub_bar
         last = self._last_end.get(asset)
+        if last is not None and last - self.sub_bar < start < last:
+            # Bars closer together than bar_seconds: "live through" would run ahead of
+            # what has arrived. Said loudly once; the bar builder still aggregates them.
+            self.stats["bar_length_mismatch"] = self.stats.get("bar_length_mismatch", 0) + 1
+            if self.stats["bar_length_mismatch"] == 1:
+                log.error(
+                    "ib_bar_length_mismatch",
+                    asset=asset.symbol,
+                    apart_s=(start - (last - self.sub_bar)).total_seconds(),
+                    bar_seconds=self.sub_bar.total_seconds(),
+                    hint="TWS sends 5-second bars; a fake TWS must be served with --interval 5 "
+                    "(or give IBRealTimeBarStream the bar_seconds it publishes)",
+                )
         if last is None or end > last:
             self._last_end[asset] = end
         cb = self.on_kline

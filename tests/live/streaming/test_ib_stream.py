@@ -250,3 +250,32 @@ def test_first_bar_joined_mid_way_is_dropped_by_the_builder():
     )
     assert builder.stats["partial_first_bars"] == 1
     assert builder.stats["duplicate_sub_bars"] == 1
+
+
+async def test_tws_bars_shorter_than_bar_seconds_are_reported_as_a_mismatch():
+    """A fake TWS publishing 1-second bars to a stream told they are 5 s long: said once,
+    loudly (the liveness proof would run ahead of what arrived)."""
+    from rustybt.assets import Equity
+
+    tws = FakeTWS()
+    await tws.start()
+    broker = IBBrokerAdapter(port=tws.port, client_id=22, request_timeout=2)
+    await broker.connect()
+    stream = IBRealTimeBarStream(broker, CONFIG)  # bar_seconds=5, as TWS
+    got = []
+    stream.on_kline = got.append
+    try:
+        await stream.connect()
+        await stream.subscribe([Equity("AAPL", exchange="NASDAQ")])
+        # reqRealTimeBars has no answer: wait until the fake TWS has the subscription.
+        await wait_for(lambda: any(c.bars for c in tws._clients), "the subscription", 5)
+        t0 = 1_800_000_000
+        for i in range(3):
+            tws.push_bar("AAPL", "190", "191", "189", "190.5", "100", start=t0 + i)
+        await wait_for(lambda: len(got) == 3, "the bars", 5)
+        assert stream.stats["bar_length_mismatch"] == 2
+        assert [k.end - k.start for k in got] == [timedelta(seconds=5)] * 3
+    finally:
+        await stream.disconnect()
+        await broker.disconnect()
+        await tws.stop()
