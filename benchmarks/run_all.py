@@ -978,6 +978,7 @@ SECTIONS: list[Section] = [
     _module("binance", "bench_venue", "Binance adapter ↔ fake Binance"),
     _module("bybit", "bench_venue_bybit", "Bybit adapter ↔ fake Bybit"),
     _module("ccxt", "bench_venue_ccxt", "Generic ccxt adapter ↔ fake Binance"),
+    _module("hyperliquid", "bench_venue_hyperliquid", "Hyperliquid adapter ↔ fake Hyperliquid"),
     _module("streaming", "bench_streaming", "Market-data streams: parse rate, bar close, soak"),
     _module("console", "bench_console", "Operator console overhead"),
     _module("shadow", "bench_shadow", "Shadow trading overhead"),

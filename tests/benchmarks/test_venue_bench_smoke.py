@@ -1,4 +1,4 @@
-"""Smoke test of the Binance venue benchmark (tiny sizes, no timing assertions)."""
+"""Smoke tests of the venue benchmarks (tiny sizes, no timing assertions)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,12 @@ def test_ccxt_venue_bench_reports_ack_and_streamed_and_polled_fill_rows() -> Non
     assert [r["n"] for r in out["rows"]] == [20, 3, 3]
     assert "polled every 1 s" in out["rows"][2]["measure"]
     assert "ccxt" in run_all.SECTION_NAMES
+
+
+def test_hyperliquid_venue_bench_reports_ack_fill_and_stream_rows() -> None:
+    from benchmarks import bench_venue_hyperliquid
+
+    out = bench_venue_hyperliquid.run(quick=True)
+    assert out["rows"][0]["n"] == 30 and out["rows"][1]["n"] == 15
+    assert out["rows"][2]["n"] == 300 and out["raw"]["msgs_per_s"] > 0
+    assert "hyperliquid" in run_all.SECTION_NAMES

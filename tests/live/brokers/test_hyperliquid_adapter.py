@@ -327,3 +327,27 @@ async def test_an_ioc_order_that_meets_nothing_is_rejected_with_the_venue_messag
         assert of(events, OrderCancelEvent, "ioc-1") == []
     finally:
         await adapter.disconnect()
+
+
+@pytest.mark.parametrize("testnet", [True, False])
+@pytest.mark.parametrize("vault", [None, "0x" + "12" * 20])
+def test_our_signatures_are_ccxts_byte_for_byte(testnet, vault):
+    """The adapter signs with a C Keccak; ccxt's own (pure-Python) signer is the reference."""
+    import ccxt
+
+    from rustybt.live.brokers.ccxt.hyperliquid.signing import sign_l1 as ours
+
+    ex = ccxt.hyperliquid({"privateKey": DEFAULT_PRIVATE_KEY, "walletAddress": "0x" + "00" * 20})
+    ex.set_sandbox_mode(testnet)
+    actions = [
+        order_action("49000.5"),
+        {"type": "cancel", "cancels": [{"a": 1, "o": 123456789}]},
+        {"type": "cancelByCloid", "cancels": [{"asset": 0, "cloid": cloid("x")}]},
+    ]
+    for i, action in enumerate(actions):
+        nonce = 1_700_000_000_000 + i
+        # ccxt hands the vault to its signer without 0x (format_vault_address)
+        reference = ccxt.hyperliquid.sign_l1_action(
+            ex, action, nonce, ex.format_vault_address(vault)
+        )
+        assert ours(DEFAULT_PRIVATE_KEY, action, nonce, testnet=testnet, vault=vault) == reference

@@ -23,7 +23,8 @@ unified trading account over a real aiohttp server, in Bybit's documented format
 Matching, accounts and instrument rules are the shared fake exchange's
 (:class:`~rustybt.testing.venues.binance.exchange.FakeExchange`, which runs the kernel's
 fill rules); this module translates Bybit requests into it and its results into
-Bybit's wire format. Fault injection is the shared :class:`Faults`.
+Bybit's wire format. Lifecycle, fault injection (the shared :class:`Faults`) and the
+admin routes are the shared :class:`~rustybt.testing.venues.aiohttp_venue.AiohttpVenue`'s.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import random
 import time
 import uuid
 from collections.abc import Iterable
@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from rustybt.testing.venues.aiohttp_venue import AiohttpVenue
 from rustybt.testing.venues.binance.exchange import (
     DEFAULT_SYMBOLS,
     FakeExchange,
@@ -50,7 +51,6 @@ from rustybt.testing.venues.binance.exchange import (
     VenueOrder,
     VenueTrade,
 )
-from rustybt.testing.venues.binance.faults import Faults
 
 _ZERO = Decimal(0)
 DEFAULT_API_KEY = "fake-bybit-key"
@@ -88,7 +88,7 @@ def _s(value: Decimal) -> str:
     return text
 
 
-class FakeBybit:
+class FakeBybit(AiohttpVenue):
     """One fake Bybit venue (one category) on ``127.0.0.1``; ``base_url``/``ws_url`` are
     what an adapter's ``base_url=``/``ws_url=`` take."""
 
@@ -103,8 +103,7 @@ class FakeBybit:
         balances: dict[str, Decimal] | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("the fake venue listens on loopback only (127.0.0.1)")
+        self._init_venue(host, port)
         if category not in ("linear", "spot"):
             raise ValueError(f"category must be 'linear' or 'spot', got {category!r}")
         self.category = category
@@ -112,59 +111,14 @@ class FakeBybit:
             "futures" if category == "linear" else "spot", tuple(symbols), balances
         )
         self.exchange.on_event = self._on_exchange_event
-        self.faults = Faults()
-        self.faults._drop = self._drop_streams
-        self.faults._stall = self._stall_streams
-        self.faults._garbage = self._garbage
         self.api_key = api_key
         self._secret = api_secret.encode()
-        self.host = host
-        self.port = port
-        self._streams: dict[web.WebSocketResponse, set[str]] = {}
-        self._stall_until = 0.0
-        self._held: list[tuple[str, dict[str, Any]]] = []
         self._klines: dict[str, list[list[str]]] = {s: [] for s in self.exchange.symbols}
         self._exec_ids: dict[int, str] = {}  # trade id -> execId
-        self._runner: web.AppRunner | None = None
-        self._walk_task: asyncio.Task[None] | None = None
         self.requests: list[str] = []  # "METHOD path" of every REST request, for tests
         self.ws_ops: list[str] = []  # every private websocket op received, for tests
         self.market_stream: Any = None  # market_stream.attach(self): the public stream
         self.app = self._build_app()
-
-    # --- lifecycle ---
-    async def start(self) -> FakeBybit:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        if self._walk_task is not None:
-            self._walk_task.cancel()
-        for ws in list(self._streams):
-            await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeBybit:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
 
     def exec_id(self, trade: VenueTrade) -> str:
         """Bybit's execId (a UUID) for one of the exchange's trades."""
@@ -203,28 +157,6 @@ class FakeBybit:
         rows = self._klines[symbol]
         rows.append([str(start), _s(o), _s(h), _s(lo), _s(c), _s(v), _s(v * c)])
         del rows[:-1000]
-
-    def start_random_walk(
-        self, interval: float = 1.0, seed: int = 0, steps: int | None = None
-    ) -> None:
-        """A seeded random-walk bar per symbol every ``interval`` s (``venue serve``)."""
-        rng = random.Random(seed)
-
-        async def walk() -> None:
-            n = 0
-            while steps is None or n < steps:
-                await asyncio.sleep(interval)
-                n += 1
-                for sym, spec in self.exchange.symbols.items():
-                    o = spec.price
-                    c = max(
-                        spec.tick_size,
-                        (o * Decimal(1 + rng.gauss(0, 0.001)) / spec.tick_size).quantize(Decimal(1))
-                        * spec.tick_size,
-                    )
-                    self.push_bar(sym, o, max(o, c), min(o, c), c)
-
-        self._walk_task = asyncio.get_running_loop().create_task(walk())
 
     # --- rows in Bybit's layout ---
     def _order_row(self, o: VenueOrder) -> dict[str, Any]:
@@ -337,65 +269,16 @@ class FakeBybit:
             self._publish("execution", self._exec_row(trade))
         self._publish("order", self._order_row(order))
 
-    def _publish(self, topic: str, row: dict[str, Any]) -> None:
-        if time.monotonic() < self._stall_until:
-            self._held.append((topic, row))
-            return
-        self._send_all(topic, row)
-
-    def _send_all(self, topic: str, row: dict[str, Any]) -> None:
-        msg = json.dumps(
-            {
-                "id": uuid.uuid4().hex,
-                "topic": topic,
-                "creationTime": _now_ms(),
-                "data": [row],
-            }
+    def frame(self, channel: str, data: Any) -> str:
+        return json.dumps(
+            {"id": uuid.uuid4().hex, "topic": channel, "creationTime": _now_ms(), "data": [data]}
         )
-        for ws, topics in list(self._streams.items()):
-            if topic in topics and not ws.closed:
-                asyncio.ensure_future(self._send(ws, msg))
-
-    @staticmethod
-    async def _send(ws: web.WebSocketResponse, text: str) -> None:
-        try:
-            await ws.send_str(text)
-        except (ConnectionError, RuntimeError):
-            pass
-
-    def _drop_streams(self) -> int:
-        n = 0
-        for ws in list(self._streams):
-            transport = ws._req.transport if ws._req is not None else None  # type: ignore[attr-defined]
-            if transport is not None:
-                transport.abort()  # no close frame: the way a connection really dies
-                n += 1
-            self._streams.pop(ws, None)
-        return n
-
-    def _stall_streams(self, seconds: float) -> None:
-        self._stall_until = time.monotonic() + seconds
-
-        async def release() -> None:
-            await asyncio.sleep(seconds)
-            held, self._held = self._held, []
-            for topic, row in held:
-                self._send_all(topic, row)
-
-        asyncio.get_running_loop().create_task(release())
-
-    def _garbage(self, n: int) -> None:
-        for ws in list(self._streams):
-            for i in range(n):
-                asyncio.ensure_future(self._send(ws, f"\x00garbage frame {i} {{not json"))
 
     # --- app ---
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         r = app.router
-        r.add_post("/_fake/fault", self._admin_fault)
-        r.add_post("/_fake/bar", self._admin_bar)
-        r.add_get("/_fake/state", self._admin_state)
+        self._admin_routes(r)
         r.add_get("/v5/market/time", self._time)
         r.add_get("/v5/market/instruments-info", self._instruments)
         r.add_get("/v5/market/kline", self._kline)
@@ -908,25 +791,6 @@ class FakeBybit:
         if not hmac.compare_digest(want, sign.lower()):
             return False, "error:signature verification failed"
         return True, ""
-
-    # --- admin ---
-    async def _admin_fault(self, request: web.Request) -> web.Response:
-        try:
-            self.faults.apply(await request.json())
-        except (ValueError, TypeError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"ok": True})
-
-    async def _admin_bar(self, request: web.Request) -> web.Response:
-        b = await request.json()
-        try:
-            self.push_bar(b["symbol"], b["open"], b["high"], b["low"], b["close"], b.get("volume"))
-        except (KeyError, ArithmeticError, VenueError) as exc:
-            return web.json_response({"error": f"bad bar: {exc}"}, status=400)
-        return web.json_response({"ok": True})
-
-    async def _admin_state(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state())
 
     def state(self) -> dict[str, Any]:
         """The venue's books as JSON (for tests and harnesses in another process)."""

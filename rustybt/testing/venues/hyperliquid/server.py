@@ -33,7 +33,9 @@ aiohttp server, in Hyperliquid's formats:
 
 Matching, margin and instrument filters are the shared fake exchange's
 (:class:`~rustybt.testing.venues.binance.exchange.FakeExchange`, the kernel's fill rules);
-fault injection is the shared :class:`~rustybt.testing.venues.binance.faults.Faults`.
+lifecycle, fault injection (the shared
+:class:`~rustybt.testing.venues.binance.faults.Faults`) and the admin routes are the shared
+:class:`~rustybt.testing.venues.aiohttp_venue.AiohttpVenue`'s.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -50,7 +51,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from rustybt.live.brokers.ccxt.hyperliquid.instruments import nearest_valid_price
 from rustybt.live.brokers.ccxt.hyperliquid.wallet import address_of, normalize_address
+from rustybt.testing.venues.aiohttp_venue import AiohttpVenue
 from rustybt.testing.venues.binance.exchange import (
     FakeExchange,
     SymbolSpec,
@@ -58,7 +61,6 @@ from rustybt.testing.venues.binance.exchange import (
     VenueOrder,
     VenueTrade,
 )
-from rustybt.testing.venues.binance.faults import Faults
 from rustybt.testing.venues.hyperliquid.signing import BadSignature, l1_signer
 
 _ZERO = Decimal(0)
@@ -100,7 +102,7 @@ class _Refused(Exception):
     """An order-level refusal: ``{"error": msg}`` in the action's statuses."""
 
 
-class FakeHyperliquid:
+class FakeHyperliquid(AiohttpVenue):
     """One fake Hyperliquid account on ``127.0.0.1``; ``base_url`` is what an adapter's
     ``base_url=`` takes (the websocket is ``/ws`` on the same port)."""
 
@@ -116,8 +118,7 @@ class FakeHyperliquid:
         usdc: Decimal | str = "100000",
         host: str = "127.0.0.1",
     ) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("the fake venue listens on loopback only (127.0.0.1)")
+        self._init_venue(host, port)
         self.account = normalize_address(account) if account else address_of(private_key)
         self.agents = {normalize_address(a, "agent") for a in agents}
         self.testnet = testnet
@@ -130,59 +131,14 @@ class FakeHyperliquid:
         )
         self.exchange.on_event = self._on_exchange_event
         self.coins = list(self.exchange.symbols)  # asset index = position in the universe
-        self.faults = Faults()
-        self.faults._drop = self._drop_streams
-        self.faults._stall = self._stall_streams
-        self.faults._garbage = self._garbage
-        self.host = host
-        self.port = port
         self.actions: list[dict[str, Any]] = []  # every /exchange action, as received
         self.requests: list[str] = []  # "POST /info:<type>" / "POST /exchange:<type>"
         self.subscriptions: list[dict[str, Any]] = []
-        self._streams: dict[web.WebSocketResponse, set[str]] = {}
-        self._stall_until = 0.0
-        self._held: list[tuple[str, Any]] = []
         self._status: dict[int, tuple[str, int]] = {}  # order id -> (status, ms)
         self._nonces: deque[int] = deque(maxlen=10_000)
         self._buffer: list[tuple[str, Any]] | None = None
         self._candles: dict[str, list[dict[str, Any]]] = {c: [] for c in self.coins}
-        self._runner: web.AppRunner | None = None
-        self._walk_task: asyncio.Task[None] | None = None
         self.app = self._build_app()
-
-    # --- lifecycle ---
-    async def start(self) -> FakeHyperliquid:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        if self._walk_task is not None:
-            self._walk_task.cancel()
-        for ws in list(self._streams):
-            await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeHyperliquid:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
 
     def action_types(self) -> list[str]:
         """The type of every action received on /exchange, in order."""
@@ -226,23 +182,9 @@ class FakeHyperliquid:
         )
         del rows[:-1000]
 
-    def start_random_walk(
-        self, interval: float = 1.0, seed: int = 0, steps: int | None = None
-    ) -> None:
-        """A seeded random-walk bar per coin every ``interval`` s (``venue serve``)."""
-        rng = random.Random(seed)
-
-        async def walk() -> None:
-            n = 0
-            while steps is None or n < steps:
-                await asyncio.sleep(interval)
-                n += 1
-                for sym, spec in self.exchange.symbols.items():
-                    o = spec.price
-                    c = max(spec.tick_size, (o * Decimal(1 + rng.gauss(0, 0.001))).quantize(1))
-                    self.push_bar(sym, o, max(o, c), min(o, c), c)
-
-        self._walk_task = asyncio.get_running_loop().create_task(walk())
+    def walk_price(self, spec: SymbolSpec, price: Decimal) -> Decimal:
+        # a valid Hyperliquid price: 5 significant figures and the coin's decimals
+        return max(spec.tick_size, nearest_valid_price(spec.tick_size, price))
 
     # --- rows in Hyperliquid's layout ---
     def _status_of(self, o: VenueOrder) -> str:
@@ -388,61 +330,20 @@ class FakeHyperliquid:
             self._publish("userFills", {"user": self.account, "fills": [self._fill_row(trade)]})
         self._publish("orderUpdates", [self._update_entry(order)])
 
+    def frame(self, channel: str, data: Any) -> str:
+        return json.dumps({"channel": channel, "data": data})
+
     def _publish(self, channel: str, data: Any) -> None:
-        if self._buffer is not None:
+        if self._buffer is not None:  # an order action in progress (see _place_one)
             self._buffer.append((channel, data))
             return
-        if time.monotonic() < self._stall_until:
-            self._held.append((channel, data))
-            return
-        self._send_all(channel, data)
-
-    def _send_all(self, channel: str, data: Any) -> None:
-        msg = json.dumps({"channel": channel, "data": data})
-        for ws, subs in list(self._streams.items()):
-            if channel in subs and not ws.closed:
-                asyncio.ensure_future(self._send(ws, msg))
-
-    @staticmethod
-    async def _send(ws: web.WebSocketResponse, text: str) -> None:
-        try:
-            await ws.send_str(text)
-        except (ConnectionError, RuntimeError):
-            pass
-
-    def _drop_streams(self) -> int:
-        n = 0
-        for ws in list(self._streams):
-            transport = ws._req.transport if ws._req is not None else None  # type: ignore[attr-defined]
-            if transport is not None:
-                transport.abort()  # no close frame: the way a connection really dies
-                n += 1
-            self._streams.pop(ws, None)
-        return n
-
-    def _stall_streams(self, seconds: float) -> None:
-        self._stall_until = time.monotonic() + seconds
-
-        async def release() -> None:
-            await asyncio.sleep(seconds)
-            held, self._held = self._held, []
-            for channel, data in held:
-                self._send_all(channel, data)
-
-        asyncio.get_running_loop().create_task(release())
-
-    def _garbage(self, n: int) -> None:
-        for ws in list(self._streams):
-            for i in range(n):
-                asyncio.ensure_future(self._send(ws, f"\x00garbage frame {i} {{not json"))
+        super()._publish(channel, data)
 
     # --- app ---
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         r = app.router
-        r.add_post("/_fake/fault", self._admin_fault)
-        r.add_post("/_fake/bar", self._admin_bar)
-        r.add_get("/_fake/state", self._admin_state)
+        self._admin_routes(r)
         r.add_post("/info", self._info)
         r.add_post("/exchange", self._exchange)
         r.add_get("/ws", self._ws)
@@ -794,25 +695,6 @@ class FakeHyperliquid:
                 }
             )
         return out
-
-    # --- admin ---
-    async def _admin_fault(self, request: web.Request) -> web.Response:
-        try:
-            self.faults.apply(await request.json())
-        except (ValueError, TypeError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"ok": True})
-
-    async def _admin_bar(self, request: web.Request) -> web.Response:
-        b = await request.json()
-        try:
-            self.push_bar(b["symbol"], b["open"], b["high"], b["low"], b["close"], b.get("volume"))
-        except (KeyError, ArithmeticError, VenueError) as exc:
-            return web.json_response({"error": f"bad bar: {exc}"}, status=400)
-        return web.json_response({"ok": True})
-
-    async def _admin_state(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state())
 
     def state(self) -> dict[str, Any]:
         """The venue's books as JSON (for tests and harnesses in another process)."""

@@ -1,66 +1,28 @@
-"""Who signed a Hyperliquid action: the fake venue's check, written from the venue's spec.
+"""Who signed a Hyperliquid action: the fake venue's check.
 
 An L1 action (``order``, ``cancel``, ``cancelByCloid``, ``setReferrer``...) is signed as
-EIP-712 typed data over a "phantom agent":
-
-* ``connectionId`` = Keccak-256 of ``msgpack(action)`` + the nonce (8 bytes, big endian)
-  + ``00`` (no vault) or ``01`` + the vault address (20 bytes) [+ ``00`` + expiresAfter
-  (8 bytes) when given];
-* the message ``Agent(string source, bytes32 connectionId)`` with ``source`` ``"a"`` on
-  mainnet and ``"b"`` on testnet;
-* the domain ``EIP712Domain(string name, string version, uint256 chainId, address
-  verifyingContract)`` = ``("Exchange", "1", 1337, 0x0)``.
-
-The digest is ``keccak256(0x19 01 ‖ domainSeparator ‖ hashStruct(message))``; the signer is
-the address of the public key recovered from ``(r, s, v)``. A wrong network, action,
-nonce or vault recovers a different address, so the venue answers that this "User or
-API Wallet does not exist".
+EIP-712 typed data over a "phantom agent" (connectionId = Keccak-256 of the msgpack'd
+action, nonce and vault flag; source ``"a"`` mainnet / ``"b"`` testnet; domain
+``Exchange`` / ``1`` / 1337 / 0x0). The digest is
+:func:`~rustybt.live.brokers.ccxt.hyperliquid.signing.l1_digest`, shared with the
+adapter's signer, which a test checks byte for byte against ccxt's independent
+implementation. The signer is the address of the public key recovered from
+``(r, s, v)``: a wrong network, action, nonce or vault recovers a different address, so
+the venue answers that this "User or API Wallet does not exist".
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rustybt.live.brokers.ccxt.hyperliquid.wallet import address_of_public_key, keccak256
+from rustybt.live.brokers.ccxt.hyperliquid.signing import action_hash, l1_digest, sign_l1
+from rustybt.live.brokers.ccxt.hyperliquid.wallet import address_of_public_key
 
-_DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-_AGENT_TYPE = b"Agent(string source,bytes32 connectionId)"
-CHAIN_ID = 1337
+__all__ = ["BadSignature", "l1_signer", "recover", "sign_l1"]
 
 
 class BadSignature(ValueError):
     """The signature is malformed (not that it is someone else's)."""
-
-
-def action_hash(
-    action: dict[str, Any], nonce: int, vault: str | None, expires_after: int | None = None
-) -> bytes:
-    from ccxt.static_dependencies.msgpack import packb
-
-    data = packb(action) + int(nonce).to_bytes(8, "big")
-    if vault is None:
-        data += b"\x00"
-    else:
-        data += b"\x01" + bytes.fromhex(vault.removeprefix("0x"))
-    if expires_after is not None:
-        data += b"\x00" + int(expires_after).to_bytes(8, "big")
-    return keccak256(data)
-
-
-def _domain_separator() -> bytes:
-    return keccak256(
-        keccak256(_DOMAIN_TYPE)
-        + keccak256(b"Exchange")
-        + keccak256(b"1")
-        + CHAIN_ID.to_bytes(32, "big")
-        + bytes(32)  # verifyingContract 0x000...0, left-padded to 32 bytes
-    )
-
-
-def l1_digest(connection_id: bytes, testnet: bool) -> bytes:
-    source = b"b" if testnet else b"a"
-    struct = keccak256(keccak256(_AGENT_TYPE) + keccak256(source) + connection_id)
-    return keccak256(b"\x19\x01" + _domain_separator() + struct)
 
 
 def recover(digest: bytes, signature: dict[str, Any]) -> str:
@@ -94,21 +56,3 @@ def l1_signer(
 ) -> str:
     """The address that signed an L1 action."""
     return recover(l1_digest(action_hash(action, nonce, vault, expires_after), testnet), signature)
-
-
-def sign_l1(
-    private_key: str,
-    action: dict[str, Any],
-    nonce: int,
-    *,
-    testnet: bool,
-    vault: str | None = None,
-) -> dict[str, Any]:
-    """Sign an L1 action (for tests that speak to the fake without ccxt)."""
-    from coincurve import PrivateKey
-
-    digest = l1_digest(action_hash(action, nonce, vault), testnet)
-    sig = PrivateKey(bytes.fromhex(private_key.removeprefix("0x"))).sign_recoverable(
-        digest, hasher=None
-    )
-    return {"r": "0x" + sig[:32].hex(), "s": "0x" + sig[32:64].hex(), "v": 27 + sig[64]}

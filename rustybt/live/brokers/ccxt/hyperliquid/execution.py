@@ -36,6 +36,7 @@ from rustybt.exceptions import (
     OrderStatusUnknown,
 )
 from rustybt.live.brokers.ccxt.errors import VenueHTTPError, network_error
+from rustybt.live.brokers.ccxt.hyperliquid.signing import sign_l1
 from rustybt.live.brokers.ccxt.venue import AccountView, FillView, OrderView
 
 _ZERO = Decimal(0)
@@ -53,6 +54,23 @@ def exchange_class(base: type) -> type:
         async def set_ref(self) -> bool:
             # ccxt would sign setReferrer here (refSet=True already skips it).
             return True
+
+        def sign_l1_action(  # noqa: ANN201
+            self,
+            action,
+            nonce,
+            vaultAdress=None,
+            expiresAfter=None,  # noqa: ANN001, N803
+        ):
+            # the same signature as ccxt's, with a C Keccak (see .signing)
+            return sign_l1(
+                self.privateKey,
+                action,
+                nonce,
+                testnet=bool(self.options.get("sandboxMode")),
+                vault=vaultAdress,
+                expires_after=expiresAfter,
+            )
 
         def handle_my_trades(self, client: Any, message: dict) -> None:  # noqa: ANN001
             # The first userFills message is a snapshot of the account's recent history.

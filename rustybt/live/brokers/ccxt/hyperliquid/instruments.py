@@ -46,10 +46,10 @@ def significant_figures(price: Decimal) -> int:
     return len(digits)
 
 
-def nearest_valid_price(asset: Asset, price: Decimal) -> Decimal:
-    """``price`` rounded to 5 significant figures and to the asset's decimals (a price of
-    six or more integer digits is rounded to a whole number, which is always valid)."""
-    exponent = max(price.adjusted() - (SIG_FIGS - 1), asset.tick_size.as_tuple().exponent)
+def nearest_valid_price(tick_size: Decimal, price: Decimal) -> Decimal:
+    """``price`` rounded to 5 significant figures and to the tick (the coin's decimals; a
+    price of six or more integer digits is rounded to a whole number, always valid)."""
+    exponent = max(price.adjusted() - (SIG_FIGS - 1), tick_size.as_tuple().exponent)
     exponent = min(exponent, 0)
     return price.quantize(Decimal(1).scaleb(exponent), ROUND_HALF_EVEN)
 
@@ -62,5 +62,5 @@ def check_price(asset: Asset, name: str, price: Decimal) -> None:
         raise InvalidOrder(
             f"significant figures: {name}={price} for {asset.symbol} has {n} significant "
             f"figures; Hyperliquid allows at most {SIG_FIGS} (whole-number prices are always "
-            f"allowed); the nearest valid price is {nearest_valid_price(asset, price)}"
+            f"allowed); the nearest valid price is {nearest_valid_price(asset.tick_size, price)}"
         )

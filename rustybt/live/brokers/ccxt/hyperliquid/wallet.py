@@ -3,7 +3,7 @@
 Hyperliquid has no API key: every order is signed with a secp256k1 private key (the
 account's own, or an API/"agent" wallet approved for it). The account address is the
 last 20 bytes of the Keccak-256 of the key's uncompressed public key. ``coincurve`` (a
-ccxt dependency) does the curve; the Keccak is the one bundled with ccxt. The fake venue
+ccxt dependency) does the curve; Keccak is ``pycryptodomex``'s C one. The fake venue
 uses :func:`address_of_public_key` to name the signer it recovers.
 
 Nothing here ever puts a key in a message: errors describe the shape that was expected.
@@ -20,9 +20,18 @@ _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 def keccak256(data: bytes) -> bytes:
+    """Keccak-256 (Ethereum's, not SHA3-256): C (``pycryptodomex``), else ccxt's Python."""
+    if _fast_keccak is not None:
+        return _fast_keccak.new(digest_bits=256, data=data).digest()
     from ccxt.static_dependencies import keccak
 
     return bytes(keccak.SHA3(data))
+
+
+try:
+    from Cryptodome.Hash import keccak as _fast_keccak
+except ImportError:  # pragma: no cover - a dependency; ccxt's pure-Python one still works
+    _fast_keccak = None
 
 
 def normalize_private_key(private_key: str) -> str:
