@@ -519,7 +519,15 @@ def _attach_stream(engine: Any, opts: dict[str, Any]) -> Any:
                 if opts.get("broker") in ("binance", "bybit", "hyperliquid")
                 else None
             )
-            stream = make_stream(venue or "binance", venue_url=opts.get("venue_url"))
+            venue = venue or "binance"
+            options = {}
+            if venue == "bybit":
+                # The stream of the market traded: perpetuals (the Bybit broker's default)
+                # or spot; a paper session on Bybit data streams spot unless told.
+                default = "linear" if opts.get("broker") == "bybit" else "spot"
+                kind = str(opts.get("market_type") or default)
+                options["category"] = "linear" if kind in ("linear", "futures") else kind
+            stream = make_stream(venue, venue_url=opts.get("venue_url"), **options)
         engine.add_stream(stream, opts.get("symbols"), bar_interval=opts.get("bar_seconds"))
     return engine
 

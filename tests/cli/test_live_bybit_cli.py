@@ -76,3 +76,22 @@ def test_two_commands_trade_bybit_linear_against_the_local_fake(tmp_path):
     assert res.returncode == 0, out
     assert "Live session" in out and "Market events" in out
     assert "fake-bybit-secret" not in out
+
+
+def test_data_stream_with_broker_bybit_streams_the_traded_category(monkeypatch):
+    """``--broker bybit --data stream`` streams the market it trades: USDT perpetuals
+    (``/v5/public/linear``) by default, spot with ``--market-type spot``."""
+    from rustybt.cli.main import _build_engine
+
+    for k, v in CREDS.items():
+        monkeypatch.setenv(k, v)
+    opts = {
+        "algofile": ALGO,
+        "broker": "bybit",
+        "venue_url": "http://127.0.0.1:9",
+        "data": "stream",
+    }
+    [(stream, _)] = _build_engine(opts)._pending_streams  # subscribed at start
+    assert (stream.category, stream.url) == ("linear", "ws://127.0.0.1:9/v5/public/linear")
+    [(spot, _)] = _build_engine({**opts, "market_type": "spot"})._pending_streams
+    assert (spot.category, spot.url) == ("spot", "ws://127.0.0.1:9/v5/public/spot")

@@ -145,6 +145,11 @@ class WebSocketStreamAdapter(MarketDataStream):
         }
 
     # --- public API ------------------------------------------------------------------------
+    @classmethod
+    def default_url(cls, **options: Any) -> str:
+        """The venue's public stream URL for these adapter options."""
+        return cls.DEFAULT_URL
+
     @property
     def state(self) -> ConnectionState:
         return self._state

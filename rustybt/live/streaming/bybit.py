@@ -38,8 +38,16 @@ class BybitWebSocketAdapter(WebSocketStreamAdapter):
     def __init__(self, *args: Any, category: str = "spot", **kwargs: Any) -> None:
         if category not in _CATEGORIES:
             raise ConfigError(f"category={category!r}; use one of {', '.join(_CATEGORIES)}")
+        if not args and kwargs.get("url") is None:
+            # Each category has its own public stream: perpetuals' trades are not spot's.
+            kwargs["url"] = self.default_url(category=category)
         super().__init__(*args, **kwargs)
         self.category = category
+
+    @classmethod
+    def default_url(cls, **options: Any) -> str:
+        """``wss://stream.bybit.com/v5/public/<category>`` (spot unless ``category=``)."""
+        return f"wss://stream.bybit.com/v5/public/{options.get('category') or 'spot'}"
 
     def _subscribe_frames(self, subs: dict[str, list[str]]) -> list[tuple[Any, dict[str, Any]]]:
         args = [f"{_TOPIC[ch]}.{s}" for ch, syms in subs.items() for s in syms]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from rustybt.exceptions import ConfigError
@@ -25,12 +26,15 @@ def make_stream(
     url: str | None = None,
     rest_url: str | None = None,
     config: StreamConfig | None = None,
+    **options: Any,
 ) -> WebSocketStreamAdapter:
     """The market-data stream of ``venue`` (its public endpoints unless overridden).
 
     ``venue_url="http://host:port"`` points REST and websocket at one host (a proxy or a
     local fake), paths unchanged: REST at ``http://host:port``, the stream at
-    ``ws://host:port`` + the venue's stream path (``/ws`` on Binance).
+    ``ws://host:port`` + the venue's stream path (``/ws`` on Binance,
+    ``/v5/public/<category>`` on Bybit). ``options`` go to the adapter (Bybit's
+    ``category=``).
     """
     cls = STREAM_ADAPTERS.get(str(venue).lower())
     if cls is None:
@@ -45,5 +49,5 @@ def make_stream(
                 "e.g. http://127.0.0.1:8080"
             )
         rest_url = rest_url or v
-        url = url or "ws" + v[len("http") :] + urlsplit(cls.DEFAULT_URL).path
-    return cls(url=url, config=config, rest_url=rest_url)
+        url = url or "ws" + v[len("http") :] + urlsplit(cls.default_url(**options)).path
+    return cls(url=url, config=config, rest_url=rest_url, **options)

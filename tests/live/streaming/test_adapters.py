@@ -296,3 +296,21 @@ def test_binance_frames_parse_exactly_and_floats_are_refused():
     with pytest.raises(MalformedVenueMessage, match="unknown Binance event"):
         s._parse({"e": "depthUpdate"})
     assert s._parse({"result": None, "id": 7}) is None
+
+
+def test_a_bybit_stream_listens_to_the_public_stream_of_its_category():
+    """Bybit's perpetuals trade on /v5/public/linear, not on the spot stream: a linear
+    stream must not show the strategy spot prices (and backfill them from linear klines)."""
+    from rustybt.live.streaming import BybitWebSocketAdapter
+    from rustybt.live.streaming.registry import make_stream
+
+    assert BybitWebSocketAdapter().url == "wss://stream.bybit.com/v5/public/spot"
+    linear = BybitWebSocketAdapter(category="linear")
+    assert linear.url == "wss://stream.bybit.com/v5/public/linear"
+    assert linear._kline_request("BTCUSDT", 0, 1)[2]["category"] == "linear"
+    assert BybitWebSocketAdapter(url="ws://127.0.0.1:1/x", category="linear").url == (
+        "ws://127.0.0.1:1/x"
+    )
+    local = make_stream("bybit", venue_url="http://127.0.0.1:9", category="linear")
+    assert (local.url, local.category) == ("ws://127.0.0.1:9/v5/public/linear", "linear")
+    assert make_stream("bybit", venue_url="http://127.0.0.1:9").url.endswith("/public/spot")
