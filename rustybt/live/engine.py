@@ -46,7 +46,7 @@ from rustybt.finance.ledger import Ledger, Position
 from rustybt.finance.order import Order, OrderStatus, OrderType, TimeInForce
 from rustybt.finance.risk_gate import RiskGate
 from rustybt.live import crashpoints
-from rustybt.live.audit import AuditLog, merge_redacted, new_session_id, redact_secrets
+from rustybt.live.audit import AuditLog, merge_redacted, new_session_id
 from rustybt.live.brokers.base import BrokerAdapter
 from rustybt.live.circuit_breakers import CircuitBreakerManager, default_breakers
 from rustybt.live.data_feed import DataFeed
@@ -74,11 +74,11 @@ from rustybt.live.models import (
     ReconciliationStrategy,
     StateCheckpoint,
     decode_state_value,
-    encode_state_value,
 )
 from rustybt.live.order_manager import LiveOrderManager, journal_status
 from rustybt.live.reconciler import PositionReconciler
 from rustybt.live.recovery import HaltStore, journal_cut, resume_point
+from rustybt.live.state_delta import StateDeltaEncoder
 from rustybt.live.state_lock import StateDirLock
 from rustybt.live.state_manager import StateManager
 from rustybt.live.strategy_executor import StrategyExecutor
@@ -87,8 +87,6 @@ from rustybt.live.supervision import DataWatchdog, TaskSupervisor, bar_interval
 log = structlog.get_logger("rustybt.live")
 _TickData: Any = None  # rustybt.live.streaming.models.TickData, once imported
 _MD = EventPriority.MARKET_DATA
-#: A replay writes a ``bar`` progress record at least this often (see _journal_bar).
-_BAR_RECORD_EVERY = 1000
 _TRIGGER = EventPriority.SCHEDULED_TRIGGER
 
 
@@ -338,10 +336,7 @@ class LiveTradingEngine:
         self._state_trusted = False
         self._resume_after: datetime | None = None
         self._bar_journal_failed = False
-        #: Journal sequence after the last ``bar`` record, and bars since it (see _journal_bar).
-        self._bar_record_seq = -1
-        self._bar_record_halts = -1
-        self._bars_unrecorded = 0
+        self._bar_state_delta = StateDeltaEncoder()
         self._pending_streams: list[tuple[Any, Any]] = []
 
     # --- clock ---------------------------------------------------------------------------
@@ -1113,28 +1108,18 @@ class LiveTradingEngine:
         self.strategy.set_state(merge_redacted(saved, vars(self.strategy)))
 
     def _journal_bar(self, dt: datetime) -> None:
-        """Progress of a replay: the bar the strategy just processed and its variables,
-        so a restart resumes after it instead of trading it again.
-
-        Written only after a bar that journalled something (an order, a fill, a status)
-        or changed a breaker, and every ``_BAR_RECORD_EVERY`` bars; not after every bar
-        (that cost most of a replay's time). Bars after the last record changed nothing
-        outside the strategy, and a replay is deterministic, so a restart that runs them
-        again from the recorded variables reaches the same state and sends nothing twice.
-        """
-        journal = self.journal
-        assert journal is not None
+        """Progress of a replay: the bar the strategy just processed and its variables
+        (those that changed since the previous record: :mod:`rustybt.live.state_delta`),
+        so a restart resumes after it instead of trading it again."""
         try:
-            state = encode_state_value(redact_secrets(self.strategy.get_state()), "strategy")
-            journal.record("bar", "engine", dt=dt, state=state)
+            fields = self._bar_state_delta.fields(self.strategy.get_state())
+            self.journal.record("bar", "engine", dt=dt, **fields)  # type: ignore[union-attr]
         except Exception as exc:  # progress is an optimisation of restarts, never fatal
+            self._bar_state_delta.reset()
             if not self._bar_journal_failed:
                 self._bar_journal_failed = True
                 log.error("replay_progress_not_journalled", error=f"{type(exc).__name__}: {exc}")
                 self.audit.warning("replay_progress_not_journalled", error=str(exc))
-        self._bar_record_seq = journal.last_seq
-        self._bar_record_halts = self._halt_version
-        self._bars_unrecorded = 0
 
     def _apply_journal_record(self, rec: dict[str, Any], state: Any) -> bool:
         """Re-apply one journal record written after the checkpoint; True for a new fill."""
@@ -1465,15 +1450,8 @@ class LiveTradingEngine:
             # After the live bar (its orders are submitted). A replay reads its next bar
             # only after this one, so nothing waits: run it now; else when the loop idles.
             shadow.after_live_bar(ev, ran, None if self.feed.replaying else self._loop.call_soon)
-        journal = self.journal
-        if self.feed.replaying and journal is not None:
-            self._bars_unrecorded += 1
-            if (
-                journal.last_seq != self._bar_record_seq
-                or self._halt_version != self._bar_record_halts
-                or self._bars_unrecorded >= _BAR_RECORD_EVERY
-            ):
-                self._journal_bar(ev.dt)
+        if self.feed.replaying and self.journal is not None:
+            self._journal_bar(ev.dt)
         limit = self.stop_after_market_events
         if limit is not None and self.stats["market_events"] >= limit:
             self._stop = True
@@ -1711,6 +1689,8 @@ class LiveTradingEngine:
         om = self.order_manager
         open_orders = om.open_orders()
         strategy_state = self.strategy.get_state()
+        # The next bar record is a full one: a chain never reaches back past a checkpoint.
+        self._bar_state_delta.reset()
         try:
             # Encoded later in a worker thread: copy, so the loop cannot change it meanwhile.
             strategy_state = copy.deepcopy(strategy_state)
@@ -2065,9 +2045,6 @@ class LiveTradingEngine:
             with contextlib.suppress(Exception):
                 await self._persist_halts()
         if self.journal is not None and self._started_at is not None:
-            if self._state_trusted and self._bars_unrecorded and self._sim_now is not None:
-                # A clean stop records exactly where it stopped (quiet bars included).
-                self._journal_bar(self._sim_now)
             if self._state_trusted:
                 try:
                     await self.checkpoint()

@@ -49,6 +49,7 @@ import structlog
 
 from rustybt.assets import Asset, asset_from_dict
 from rustybt.exceptions import JournalError
+from rustybt.live.state_delta import fold_bar_record
 
 __all__ = [
     "JOURNAL_KINDS",
@@ -188,6 +189,9 @@ class JournalState:
     journal_id: str | None = None
     #: The newest ``bar`` progress record (a paper replay's last processed bar).
     last_bar: dict[str, Any] | None = None
+    #: The strategy variables (encoded) as of ``last_bar``, folded from its chain of full
+    #: and delta records (:mod:`rustybt.live.state_delta`); None when unknown.
+    bar_state: dict[str, Any] | None = None
 
     def in_flight(self) -> list[JournalOrder]:
         """Orders not in a terminal state: ask the broker about each (by client id)."""
@@ -243,6 +247,7 @@ def _apply(state: JournalState, rec: dict[str, Any], line: int) -> None:
     seq = rec["seq"]
     if kind == "bar":
         state.last_bar = rec
+        state.bar_state = fold_bar_record(state.bar_state, rec)
         return
     if kind == "header":
         if line != 1:

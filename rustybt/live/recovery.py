@@ -67,7 +67,8 @@ def resume_point(
     """(last bar processed, the strategy variables encoded at that bar or None).
 
     The newest ``bar`` record after the cut wins over the checkpoint's ``last_bar_dt``;
-    its ``state`` is in the checkpoint's encoding (``encode_state_value``).
+    its variables (folded from full and delta records) are in the checkpoint's encoding
+    (``encode_state_value``).
     """
     raw = (cp.extra or {}).get("last_bar_dt")
     last = datetime.fromisoformat(raw) if raw else None
@@ -77,7 +78,7 @@ def resume_point(
     dt = datetime.fromisoformat(str(rec["dt"]))
     if last is not None and dt <= last:
         return last, None
-    return dt, rec.get("state")
+    return dt, state.bar_state
 
 
 def halt_path(state_dir: Path | str, strategy_name: str) -> Path:
