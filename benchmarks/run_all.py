@@ -1103,15 +1103,12 @@ def targets_markdown(ctx: Context) -> str:
 _CARRIED = "_Not rerun by this run;"
 
 
-def _previous_sections(text: str) -> tuple[dict[str, str], str]:
-    """The ``## title`` sections of an earlier document (title -> body) and its date."""
+def _previous_sections(text: str) -> dict[str, str]:
+    """The ``## title`` sections of an earlier document: title -> body."""
     sections: dict[str, str] = {}
-    date = "an earlier date"
     title: str | None = None
     body: list[str] = []
     for line in text.splitlines():
-        if line.startswith("Date: ") and title is None:
-            date = line[len("Date: ") :].split(" (", 1)[0]
         if line.startswith("## "):
             if title is not None:
                 sections[title] = "\n".join(body).strip()
@@ -1120,7 +1117,7 @@ def _previous_sections(text: str) -> tuple[dict[str, str], str]:
             body.append(line)
     if title is not None:
         sections[title] = "\n".join(body).strip()
-    return sections, date
+    return sections
 
 
 def render(ctx: Context, started: datetime, finished: datetime, previous: str | None = None) -> str:
@@ -1167,7 +1164,7 @@ def render(ctx: Context, started: datetime, finished: datetime, previous: str | 
         "",
     ]
     skipped = []
-    earlier, earlier_date = _previous_sections(previous or "")
+    earlier = _previous_sections(previous or "")
     for section in SECTIONS:
         res = ctx.results.get(section.name)
         if res is None:
@@ -1175,8 +1172,12 @@ def render(ctx: Context, started: datetime, finished: datetime, previous: str | 
             # the previous document's figures, saying they are older, instead of losing them.
             body = earlier.get(section.title) if section.title else None
             if body is not None:
-                if not body.startswith(_CARRIED):  # carried before: keep its original date
-                    body = f"{_CARRIED} figures from the run of {earlier_date}._\n\n{body}"
+                if not body.startswith(_CARRIED):  # carried before: the note is there
+                    body = (
+                        f"{_CARRIED} kept from the previous version of this file (the section "
+                        "says when and how it was measured; `make bench-full` reruns it)._"
+                        f"\n\n{body}"
+                    )
                 out += [f"## {section.title}", "", body, ""]
             continue
         if res.skipped:
