@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -189,23 +189,35 @@ def venue_rows(m: dict[str, Any], ack_measure: str) -> tuple[list[dict[str, Any]
     return rows, rate
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    n_orders, n_fills, n_burst = (50, 20, 500) if quick else (500, 200, 5000)
+def venue_section(
+    measure: Callable[[int, int, int], Awaitable[dict[str, Any]]],
+    sizes: tuple[int, int, int],
+    ack_measure: str,
+    notes: str,
+) -> dict[str, Any]:
+    """Run one venue bench (``measure(n_orders, n_fills, n_burst)``) and shape its
+    section: the three rows, the raw timings, and ``notes`` with ``{rate}`` filled in."""
     with quiet_logs():
-        m = asyncio.run(_measure(n_orders, n_fills, n_burst))
-    rows, rate = venue_rows(m, "submit → ack (REST, adapter + fake)")
-    notes = (
-        f"User stream: {rate:,.0f} executionReport messages/s parsed (websocket frame → "
-        "ccxt.pro → adapter parser → Decimal), fake and adapter on one loop. The "
-        "`p50 µs` of that row is the mean cost per message. ccxt's request throttle is off "
-        "for a loopback fake (it is on against Binance), so these are the adapter's and the "
-        "fake's own costs on 127.0.0.1."
-    )
+        m = asyncio.run(measure(*sizes))
+    rows, rate = venue_rows(m, ack_measure)
     return {
         "rows": rows,
         "raw": {"msgs_per_s": rate, **{k: v for k, v in m.items() if k.endswith("_s")}},
-        "notes": notes,
+        "notes": notes.format(rate=rate),
     }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    return venue_section(
+        _measure,
+        (50, 20, 500) if quick else (500, 200, 5000),
+        "submit → ack (REST, adapter + fake)",
+        "User stream: {rate:,.0f} executionReport messages/s parsed (websocket frame → "
+        "ccxt.pro → adapter parser → Decimal), fake and adapter on one loop. The "
+        "`p50 µs` of that row is the mean cost per message. ccxt's request throttle is off "
+        "for a loopback fake (it is on against Binance), so these are the adapter's and the "
+        "fake's own costs on 127.0.0.1.",
+    )
 
 
 def main() -> None:

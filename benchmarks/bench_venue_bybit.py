@@ -13,14 +13,12 @@ Run: ``.venv/bin/python -m benchmarks.bench_venue_bybit``; ``make bench`` runs i
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from decimal import Decimal
 from typing import Any
 
-from benchmarks.bench_live import quiet_logs
-from benchmarks.bench_venue import measure_venue, venue_rows
+from benchmarks.bench_venue import measure_venue, venue_section
 from rustybt.live.brokers.bybit_adapter import BybitBrokerAdapter
 from rustybt.testing.venues.bybit import DEFAULT_API_KEY, DEFAULT_API_SECRET, FakeBybit
 
@@ -66,20 +64,14 @@ async def _measure(n_orders: int, n_fills: int, n_burst: int) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    n_orders, n_fills, n_burst = (50, 20, 500) if quick else (500, 200, 5000)
-    with quiet_logs():
-        m = asyncio.run(_measure(n_orders, n_fills, n_burst))
-    rows, rate = venue_rows(m, "submit → ack (REST, adapter + fake)")
-    notes = (
-        f"User stream: {rate:,.0f} execution rows/s parsed (websocket frame → ccxt.pro → "
+    return venue_section(
+        _measure,
+        (50, 20, 500) if quick else (500, 200, 5000),
+        "submit → ack (REST, adapter + fake)",
+        "User stream: {rate:,.0f} execution rows/s parsed (websocket frame → ccxt.pro → "
         "adapter parser → Decimal), fake and adapter on one loop; the `p50 µs` of that row "
-        "is the mean cost per message. ccxt's throttle is off for a loopback fake."
+        "is the mean cost per message. ccxt's throttle is off for a loopback fake.",
     )
-    return {
-        "rows": rows,
-        "raw": {"msgs_per_s": rate, **{k: v for k, v in m.items() if k.endswith("_s")}},
-        "notes": notes,
-    }
 
 
 if __name__ == "__main__":

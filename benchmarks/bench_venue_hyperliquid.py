@@ -16,13 +16,11 @@ loop (the fake's work is inside the numbers):
 
 from __future__ import annotations
 
-import asyncio
 import time
 from decimal import Decimal
 from typing import Any
 
-from benchmarks.bench_live import quiet_logs
-from benchmarks.bench_venue import measure_venue, venue_rows
+from benchmarks.bench_venue import measure_venue, venue_section
 from rustybt.live.brokers.hyperliquid_adapter import HyperliquidBrokerAdapter
 from rustybt.testing.venues.hyperliquid import DEFAULT_PRIVATE_KEY, FakeHyperliquid
 
@@ -69,21 +67,15 @@ async def _measure(n_orders: int, n_fills: int, n_burst: int) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    n_orders, n_fills, n_burst = (30, 15, 300) if quick else (300, 150, 3000)
-    with quiet_logs():
-        m = asyncio.run(_measure(n_orders, n_fills, n_burst))
-    rows, rate = venue_rows(m, "submit → ack (signed action, adapter + fake)")
-    notes = (
-        f"User stream: {rate:,.0f} userFills messages/s parsed (websocket frame → ccxt.pro "
+    return venue_section(
+        _measure,
+        (30, 15, 300) if quick else (300, 150, 3000),
+        "submit → ack (signed action, adapter + fake)",
+        "User stream: {rate:,.0f} userFills messages/s parsed (websocket frame → ccxt.pro "
         "→ adapter parser → Decimal), fake and adapter on one loop; the `p50 µs` of that "
         "row is the mean cost per message. Submit → ack includes the EIP-712 signature "
-        "and the fake's signer recovery. ccxt's throttle is off for a loopback fake."
+        "and the fake's signer recovery. ccxt's throttle is off for a loopback fake.",
     )
-    return {
-        "rows": rows,
-        "raw": {"msgs_per_s": rate, **{k: v for k, v in m.items() if k.endswith("_s")}},
-        "notes": notes,
-    }
 
 
 if __name__ == "__main__":
